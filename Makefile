@@ -1,0 +1,44 @@
+# Set-up and everyday commands. `make demo` and `make test` work on a fresh machine
+# with Python >= 3.10, Java 17+ and Maven.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KAFKA_STATE ?= .kafka-local
+
+.PHONY: demo test lint unit integration broker broker-stop clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+## demo: start a local broker, dbt build the example project, sync it, print the messages
+demo: $(VENV)/.installed
+	$(PY) integration_tests/demo.py
+
+## test: lint, type check, then every test (starts its own Kafka broker)
+test: lint
+	$(PY) -m pytest tests
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+integration: $(VENV)/.installed
+	$(PY) -m pytest tests/integration
+
+## broker / broker-stop: a local Kafka broker that stays up between commands
+broker: $(VENV)/.installed
+	$(PY) tests/kafka_local.py start --state-dir $(KAFKA_STATE)
+
+broker-stop: $(VENV)/.installed
+	$(PY) tests/kafka_local.py stop --state-dir $(KAFKA_STATE)
+
+clean:
+	rm -rf $(VENV) $(KAFKA_STATE) integration_tests/target integration_tests/dbt_packages \
+		integration_tests/logs integration_tests/.dbt_kafka_sync

@@ -1,0 +1,165 @@
+"""The `kafka_sync` block users write in a model's meta, validated with pydantic."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from dbt_kafka_sync.errors import ConfigError, quote_list
+
+Event = Literal["added", "changed", "removed"]
+ALL_EVENTS: tuple[Event, ...] = ("added", "changed", "removed")
+
+
+class _Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, values are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MessageConfig(_Strict):
+    """How a row becomes a message value. Exactly one mode may be set."""
+
+    columns: list[str] | dict[str, str] | None = Field(
+        default=None, description="Columns sent as a JSON object: a list, or field <- column."
+    )
+    column: str | None = Field(default=None, description="A column that already holds JSON.")
+
+    @model_validator(mode="after")
+    def _exactly_one_mode(self) -> MessageConfig:
+        modes = [name for name in ("columns", "column") if getattr(self, name) is not None]
+        if len(modes) != 1:
+            raise ValueError(
+                "message needs exactly one of 'columns' or 'column'"
+                + (f", got {quote_list(modes)}" if modes else "")
+            )
+        return self
+
+    def field_to_column(self) -> dict[str, str] | None:
+        """Return message field -> column for the columns mode, None for other modes."""
+        if self.columns is None:
+            return None
+        if isinstance(self.columns, dict):
+            return dict(self.columns)
+        return {name: name for name in self.columns}
+
+
+class SyncConfig(_Strict):
+    """One sync of one model: where its rows go and how they look."""
+
+    name: str = "default"
+    primary_key: list[str] = Field(min_length=1)
+    topic: str = Field(min_length=1)
+    events: list[Event] = Field(default_factory=lambda: list(ALL_EVENTS), min_length=1)
+    initial_sync: Literal["backfill", "skip"] = "backfill"
+    message: MessageConfig | None = None
+    key_column: str | None = None
+    on_remove: Literal["message", "tombstone"] = "message"
+    compare_columns: list[str] | None = None
+
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _key_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _tombstone_needs_key(self) -> SyncConfig:
+        if self.on_remove == "tombstone" and not self.key_column:
+            raise ValueError("on_remove: tombstone needs a key_column (a tombstone is a key)")
+        return self
+
+
+def parse_syncs(model: str, raw: object, location: str | None = None) -> list[SyncConfig]:
+    """Validate a model's `kafka_sync` block: a mapping, or a list of named mappings.
+
+    Raises:
+        ConfigError: naming the model, the offending key and what is allowed.
+
+    """
+    blocks = raw if isinstance(raw, list) else [raw]
+    if not blocks:
+        raise ConfigError("kafka_sync is an empty list", model=model, location=location)
+    syncs = [_parse_one(model, block, location, many=len(blocks) > 1) for block in blocks]
+    names = [sync.name for sync in syncs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"kafka_sync has several syncs named {quote_list(duplicates)}",
+            model=model,
+            location=location,
+            hint="give each sync in the list its own `name`",
+        )
+    return syncs
+
+
+def _parse_one(model: str, block: object, location: str | None, many: bool) -> SyncConfig:
+    if not isinstance(block, dict):
+        raise ConfigError(
+            f"kafka_sync must be a mapping (or a list of mappings), got {type(block).__name__}",
+            model=model,
+            location=location,
+        )
+    if many and "name" not in block:
+        raise ConfigError(
+            "each sync in a kafka_sync list needs a `name`", model=model, location=location
+        )
+    try:
+        return SyncConfig.model_validate(block)
+    except ValidationError as exc:
+        raise ConfigError(
+            describe_validation_error(exc, SyncConfig, prefix="kafka_sync"),
+            model=model,
+            location=location,
+        ) from None
+
+
+def describe_validation_error(exc: ValidationError, schema: type[BaseModel], prefix: str) -> str:
+    """Turn pydantic's report into lines a data engineer can act on."""
+    return "\n  ".join(_describe(error, schema, prefix) for error in exc.errors())
+
+
+def _describe(error: ErrorDetails, schema: type[BaseModel], prefix: str) -> str:
+    path = ".".join(str(part) for part in (prefix, *error["loc"]) if not _is_type_tag(part))
+    if error["type"] == "extra_forbidden":
+        return _describe_unknown_key(error, schema, prefix)
+    if error["type"] == "missing":
+        return f"{path} is required"
+    return f"{path}: {error['msg']}"
+
+
+def _describe_unknown_key(error: ErrorDetails, schema: type[BaseModel], prefix: str) -> str:
+    *parents, key = [str(part) for part in error["loc"]]
+    allowed = _allowed_keys(schema, parents)
+    text = f"unknown key '{key}' in {'.'.join([prefix, *parents])}"
+    close = difflib.get_close_matches(key, allowed, n=1)
+    if close:
+        text += f" (did you mean '{close[0]}'?)"
+    return text + f"; allowed keys: {', '.join(allowed)}"
+
+
+def _allowed_keys(schema: type[BaseModel], parents: list[str]) -> list[str]:
+    """Walk nested config models along the error's path to list the keys allowed there."""
+    current: type[BaseModel] = schema
+    for part in parents:
+        field = current.model_fields.get(part)
+        nested = _nested_model(field.annotation) if field else None
+        if nested is None:
+            break
+        current = nested
+    return list(current.model_fields)
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    candidates = getattr(annotation, "__args__", None) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _is_type_tag(part: object) -> bool:
+    # pydantic inserts union member names such as "list[str]" into error locations.
+    return isinstance(part, str) and ("[" in part or part in {"str", "int"})

@@ -1,0 +1,81 @@
+"""The project's errors: each one says where the problem is and what to do about it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SyncError(Exception):
+    """A handled failure: bad configuration, bad data or an unreachable broker.
+
+    The message formats itself from the parts that locate the problem, so every
+    error reads the same way: ``model 'customers', column 'id', row key 42: ...``.
+    The CLI turns these into exit code 1; anything else is a bug (exit code 2).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        column: str | None = None,
+        row_key: object = None,
+        location: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.model = model
+        self.column = column
+        self.row_key = row_key
+        self.location = location
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """Return the full, human-readable message."""
+        where = self._where()
+        text = f"{where}: {self.message}" if where else self.message
+        if self.location:
+            text += f"\n  in {self.location}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def _where(self) -> str:
+        parts: list[str] = []
+        if self.model:
+            parts.append(f"model '{self.model}'")
+        if self.column:
+            parts.append(f"column '{self.column}'")
+        if self.row_key is not None:
+            parts.append(f"row key {self.row_key!r}")
+        return ", ".join(parts)
+
+
+class ConfigError(SyncError):
+    """The `kafka_sync` block of a model is invalid."""
+
+
+class ManifestError(SyncError):
+    """The dbt manifest is missing or unreadable."""
+
+
+class ProfileError(SyncError):
+    """profiles.yml is missing, unreadable, or its kafka_sync profile is invalid."""
+
+
+class WarehouseError(SyncError):
+    """The model's materialized relation cannot be read."""
+
+
+class KafkaError(SyncError):
+    """The broker cannot be reached, or a topic is missing or unwritable."""
+
+
+class StateError(SyncError):
+    """The state store is locked, corrupt, or was written by an incompatible version."""
+
+
+def quote_list(names: Sequence[str]) -> str:
+    """Format names for an error message: 'a', 'b', 'c'."""
+    return ", ".join(f"'{name}'" for name in names)

@@ -1,0 +1,1 @@
+"""Readers that expose a dbt model's materialized relation to DuckDB."""

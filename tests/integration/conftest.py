@@ -1,0 +1,55 @@
+"""Fixtures for the integration tier: a real Kafka broker, real dbt, real DuckDB."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import kafka_local
+import pytest
+import yaml
+from harness import EXAMPLE_PROJECT, REPO, Kafka, Project
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
+    """A real broker: KAFKA_BOOTSTRAP_SERVERS if set, else a local one started for the session."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield Kafka(external, None)
+        return
+    broker = kafka_local.start(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield Kafka(broker.plaintext, broker)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path, kafka: Kafka) -> Project:
+    """A fresh copy of integration_tests/ with dbt deps installed; not built yet."""
+    path = tmp_path / "project"
+    shutil.copytree(
+        EXAMPLE_PROJECT,
+        path,
+        ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", ".dbt_kafka_sync"),
+    )
+    (path / "packages.yml").write_text(yaml.safe_dump({"packages": [{"local": str(REPO)}]}))
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_PROFILES_DIR": str(path),
+    }
+    env.pop("DBT_DUCKDB_PATH", None)
+    project = Project(path, env)
+    project.dbt("deps")
+    return project
