@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dbt_kafka_sync import output
 from dbt_kafka_sync.errors import SyncError
 
 EXIT_OK, EXIT_FAILED, EXIT_BUG = 0, 1, 2
@@ -27,8 +28,24 @@ def _configure_logging(_ctx: click.Context, _param: click.Parameter, level: str)
     return level
 
 
-def _common_options(command: F) -> F:
-    options = [
+def _project_options(command: F) -> F:
+    """Options that locate the dbt project, the profiles and the state; bundled as `options`."""
+
+    @wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        from dbt_kafka_sync.runner import RunOptions
+
+        options = RunOptions(
+            project_dir=kwargs.pop("project_dir"),
+            profiles_dir=kwargs.pop("profiles_dir"),
+            target=kwargs.pop("target"),
+            dbt_target=kwargs.pop("dbt_target"),
+            select=kwargs.pop("select", ()),
+            state_path=kwargs.pop("state_path"),
+        )
+        return command(options=options, **kwargs)
+
+    decorators = [
         click.option(
             "--log-level",
             type=click.Choice(["debug", "info", "warning", "error"]),
@@ -60,15 +77,29 @@ def _common_options(command: F) -> F:
             help="Output of the dbt profile the models were built with. Default: its target.",
         ),
         click.option(
-            "--select",
-            "-s",
-            multiple=True,
-            help="Sync only these models (name or unique_id); repeat for several.",
+            "--state-path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="The state file. Default: state_path of the profile "
+            "(.dbt_kafka_sync/state.duckdb in the project).",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    for decorator in reversed(decorators):
+        wrapper = decorator(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+_select_option = click.option(
+    "--select",
+    "-s",
+    multiple=True,
+    help="Only these models (name or unique_id); repeat for several.",
+)
+_full_refresh_option = click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Send every current row as added, whatever was sent before.",
+)
 
 
 def _handle_errors(command: F) -> F:
@@ -81,8 +112,6 @@ def _handle_errors(command: F) -> F:
         except SyncError as exc:
             click.secho(f"Error: {exc.render()}", fg="red", err=True)
             sys.exit(EXIT_FAILED)
-        except click.exceptions.Exit:
-            raise
         except Exception as exc:
             logging.getLogger(__name__).debug("unexpected error", exc_info=True)
             click.secho(
@@ -118,35 +147,88 @@ def main() -> None:
 
 
 @main.command("run")
-@_common_options
+@_project_options
+@_select_option
+@_full_refresh_option
 @_handle_errors
-def run_command(
-    project_dir: Path = Path("."),
-    profiles_dir: Path | None = None,
-    target: str | None = None,
-    dbt_target: str | None = None,
-    select: tuple[str, ...] = (),
-) -> None:
-    """Publish every configured model's rows to Kafka."""
-    from dbt_kafka_sync.runner import RunOptions, load_context, run
+def run_command(options: Any, full_refresh: bool) -> None:
+    """Publish what changed in every configured model since the last run."""
+    from dbt_kafka_sync.runner import load_context, run
 
-    options = RunOptions(project_dir, profiles_dir, target, dbt_target, select)
-    report = run(load_context(options))
-    for result in report.results:
-        _print_result(result)
+    report = run(load_context(options), full_refresh=full_refresh)
+    output.print_run(report)
     if not report.ok:
         sys.exit(EXIT_FAILED)
 
 
-def _print_result(result: Any) -> None:
-    name = f"{result.model}" + ("" if result.sync == "default" else f" [{result.sync}]")
-    if result.error:
-        click.secho(f"FAIL {name}: {result.error}", fg="red")
-        return
-    status, colour = ("OK  ", "green") if result.ok else ("FAIL", "red")
-    click.secho(
-        f"{status} {name} -> {result.topic}: {result.delivered} delivered, {result.failed} failed",
-        fg=colour,
-    )
-    for row_key, reason in result.failures:
-        click.echo(f"       row key {row_key!r}: {reason}")
+@main.command("plan")
+@_project_options
+@_select_option
+@_full_refresh_option
+@_handle_errors
+def plan_command(options: Any, full_refresh: bool) -> None:
+    """Show what `run` would publish (counts and sample messages); publish nothing."""
+    from dbt_kafka_sync.runner import load_context, plan
+
+    report = plan(load_context(options), full_refresh=full_refresh)
+    output.print_plan(report)
+    if not all(result.error is None for result in report.results):
+        sys.exit(EXIT_FAILED)
+
+
+@main.command("runs")
+@_project_options
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@_handle_errors
+def runs_command(options: Any, limit: int) -> None:
+    """List recent runs, newest first."""
+    from dbt_kafka_sync.runner import state_path_of
+    from dbt_kafka_sync.state import recent_runs
+
+    with _read_state(state_path_of(options)) as connection:
+        output.print_runs(recent_runs(connection, limit))
+
+
+@main.command("show")
+@click.argument("run_id")
+@_project_options
+@click.option("--rows", default=100, show_default=True, help="Failed rows to show at most.")
+@_handle_errors
+def show_command(options: Any, run_id: str, rows: int) -> None:
+    """Show one run: each sync's counts and the rows that failed."""
+    from dbt_kafka_sync.errors import StateError
+    from dbt_kafka_sync.runner import state_path_of
+    from dbt_kafka_sync.state import run_details
+
+    with _read_state(state_path_of(options)) as connection:
+        run, syncs, failed = run_details(connection, run_id, rows)
+    if run is None:
+        raise StateError(f"no run '{run_id}'", hint="`dbt-kafka-sync runs` lists the run ids")
+    output.print_run_details(run, syncs, failed)
+
+
+@main.command("reset")
+@click.argument("model")
+@_project_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_handle_errors
+def reset_command(options: Any, model: str, yes: bool) -> None:
+    """Forget MODEL's snapshot: its next run sends rows as on a first run."""
+    from dbt_kafka_sync.runner import reset
+
+    if not yes:
+        click.confirm(
+            f"Forget what was sent for '{model}'? Its next run follows initial_sync again",
+            abort=True,
+        )
+    forgotten = reset(options, model)
+    if not forgotten:
+        click.echo(f"nothing to reset: no sync of '{model}' in the state")
+    for identity in forgotten:
+        click.echo(f"reset {identity}")
+
+
+def _read_state(path: Path) -> Any:
+    from dbt_kafka_sync.runner import state_connection
+
+    return state_connection(path, read_only=True)

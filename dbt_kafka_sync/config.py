@@ -58,6 +58,7 @@ class SyncConfig(_Strict):
     message: MessageConfig | None = None
     key_column: str | None = None
     on_remove: Literal["message", "tombstone"] = "message"
+    event_header: bool = True
     compare_columns: list[str] | None = None
 
     @field_validator("primary_key", mode="before")

@@ -33,28 +33,56 @@ DEFAULT_PRODUCER_SETTINGS: dict[str, str | int | float | bool] = {
     "queue.buffering.max.messages": 500_000,
 }
 METADATA_TIMEOUT_S = 15.0
+EVENT_HEADER = "dbt-kafka-sync-event"
+_EVENT_HEADERS: dict[str, list[tuple[str, str | bytes | None]]] = {
+    event: [(EVENT_HEADER, event.encode())] for event in ("added", "changed", "removed")
+}
+_MESSAGE_COLUMNS = ("seq", "event", "key", "value", "row_key", "row_error")
 POLL_EVERY = 1_000  # serve delivery reports every N messages, keeping the queue moving
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    """A row that did not reach Kafka."""
+
+    row_key: str | None
+    event: str
+    reason: str
 
 
 @dataclass
 class Deliveries:
-    """What happened to each message of one sync: row sequence numbers by outcome."""
+    """What happened to each message of one sync, by the row's sequence number."""
 
     delivered: list[int] = field(default_factory=list)
-    failed: dict[int, str] = field(default_factory=dict)
-    failed_keys: dict[int, str | None] = field(default_factory=dict)
+    failed: dict[int, FailedRow] = field(default_factory=dict)
 
-    def on_delivery(self, seq: int, row_key: str | None, error: Any, _message: Any) -> None:
+    def on_delivery(self, seq: int, row_key: str | None, event: str, error: Any, _: Any) -> None:
         """Delivery report callback of one message."""
         if error is None:
             self.delivered.append(seq)
         else:
-            self.fail(seq, row_key, str(error))
+            self.failed[seq] = FailedRow(row_key, event, describe_kafka_error(error))
 
-    def fail(self, seq: int, row_key: str | None, reason: str) -> None:
-        """Record a row that was not delivered, and why."""
-        self.failed[seq] = reason
-        self.failed_keys[seq] = row_key
+
+class _ClientLog:
+    """librdkafka's own log, kept at debug level.
+
+    The client retries transient problems by itself and logs each try; what it cannot
+    recover from surfaces as an error of the run, so its log is only for --log-level debug.
+    """
+
+    _log = logging.getLogger("dbt_kafka_sync.librdkafka")
+
+    def log(self, _level: int, message: str, *args: object) -> None:
+        self._log.debug(message, *args)
+
+
+def describe_kafka_error(error: Any) -> str:
+    """A client error as one readable line: what happened and its Kafka error code."""
+    if hasattr(error, "str") and hasattr(error, "name"):
+        return f"{error.str()} ({error.name()})"
+    return str(error)
 
 
 def producer_settings(target: KafkaTarget) -> dict[str, Any]:
@@ -76,7 +104,7 @@ class Publisher:
         self._errors: list[str] = []
         settings = producer_settings(target)
         settings["error_cb"] = self._on_client_error
-        settings["logger"] = logging.getLogger("dbt_kafka_sync.librdkafka")
+        settings["logger"] = _ClientLog()
         self._producer = Producer(settings)
 
     def _on_client_error(self, error: Any) -> None:
@@ -109,32 +137,51 @@ class Publisher:
     def _last_error(self, exc: Exception) -> str:
         return self._errors[-1] if self._errors else str(exc)
 
-    def publish(self, topic: str, batches: Iterable[pa.RecordBatch]) -> Deliveries:
+    def publish(
+        self, topic: str, batches: Iterable[pa.RecordBatch], event_header: bool = True
+    ) -> Deliveries:
         """Send every message of the batches and wait for all delivery reports.
 
-        Each batch has the columns seq, key, value, row_key and row_error; rows with a
-        row_error are not sent and are reported as failed.
+        Each batch has the columns seq, event, key, value, row_key and row_error; rows
+        with a row_error are not sent and are reported as failed.
         """
         deliveries = Deliveries()
-        for count, (seq, key, value, row_key, row_error) in enumerate(_rows(batches), 1):
+        for count, (seq, event, key, value, row_key, row_error) in enumerate(_rows(batches), 1):
             if row_error is not None:
-                deliveries.fail(seq, row_key, row_error)
+                deliveries.failed[seq] = FailedRow(row_key, event, row_error)
                 continue
-            callback = partial(deliveries.on_delivery, seq, row_key)
-            self._produce(topic, key, value, callback)
+            callback = partial(deliveries.on_delivery, seq, row_key, event)
+            headers = _EVENT_HEADERS[event] if event_header else None
+            refused = self._produce(topic, key, value, headers, callback)
+            if refused:
+                deliveries.failed[seq] = FailedRow(row_key, event, refused)
             if count % POLL_EVERY == 0:
                 self._producer.poll(0)
         self._wait_for_deliveries()
         return deliveries
 
-    def _produce(self, topic: str, key: str | None, value: str | None, callback: Any) -> None:
+    def _produce(
+        self,
+        topic: str,
+        key: str | None,
+        value: str | None,
+        headers: list[tuple[str, str | bytes | None]] | None,
+        callback: Any,
+    ) -> str:
+        """Queue one message; return why the client refused it, or '' once queued."""
+        from confluent_kafka import KafkaException
+
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=callback)
-                return
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=callback
+                )
+                return ""
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room.
                 self._producer.poll(0.5)
+            except KafkaException as exc:  # e.g. larger than message.max.bytes
+                return describe_kafka_error(exc.args[0] if exc.args else exc)
 
     def _wait_for_deliveries(self) -> None:
         # flush() returns once every message is delivered or has failed by message.timeout.ms;
@@ -145,10 +192,7 @@ class Publisher:
 
 def _rows(
     batches: Iterable[pa.RecordBatch],
-) -> Iterator[tuple[int, str | None, str | None, str | None, str | None]]:
+) -> Iterator[tuple[int, str, str | None, str | None, str | None, str | None]]:
     for batch in batches:
-        columns = [
-            batch.column(name).to_pylist()
-            for name in ("seq", "key", "value", "row_key", "row_error")
-        ]
+        columns = [batch.column(name).to_pylist() for name in _MESSAGE_COLUMNS]
         yield from zip(*columns, strict=True)

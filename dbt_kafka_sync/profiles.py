@@ -96,13 +96,15 @@ def load_profiles(path: Path) -> dict[str, Any]:
     return _read_yaml(path)
 
 
-def kafka_target(profiles: dict[str, Any], target: str | None, path: Path) -> KafkaTarget:
-    """Resolve and validate the `kafka_sync` profile's chosen output."""
+def kafka_target(
+    profiles: dict[str, Any], target: str | None, path: Path
+) -> tuple[str, KafkaTarget]:
+    """Resolve and validate the `kafka_sync` profile's chosen output; return its name too."""
     name, output = _pick_output(profiles, KAFKA_PROFILE, target, path)
     where = f"{KAFKA_PROFILE}.outputs.{name}"
     rendered = render_env_vars(output, where)
     try:
-        return KafkaTarget.model_validate(rendered)
+        return name, KafkaTarget.model_validate(rendered)
     except ValidationError as exc:
         raise ProfileError(
             describe_validation_error(exc, KafkaTarget, prefix=where), location=str(path)

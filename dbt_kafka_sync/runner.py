@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import logging
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from dbt_kafka_sync.diff import ChangeCounts
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.manifest import SyncedModel, load_manifest, select_models, synced_models
 from dbt_kafka_sync.profiles import (
@@ -16,8 +22,15 @@ from dbt_kafka_sync.profiles import (
     load_dbt_project,
     load_profiles,
 )
-from dbt_kafka_sync.sync import SyncResult, sync_model
+from dbt_kafka_sync.snapshot import SyncOutcome, record_outcome
+from dbt_kafka_sync.state import begin_run, finish_run, open_state, sync_id
+from dbt_kafka_sync.sync import SyncContext, SyncResult, sync_model
 from dbt_kafka_sync.warehouse.duckdb import DuckDBWarehouse
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from dbt_kafka_sync.config import SyncConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +44,7 @@ class RunOptions:
     target: str | None = None
     dbt_target: str | None = None
     select: tuple[str, ...] = ()
+    state_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -38,14 +52,17 @@ class RunContext:
     """Everything a run needs, loaded and validated before anything is published."""
 
     models: list[SyncedModel]
+    target_name: str
     kafka: KafkaTarget
     warehouse: DuckDBWarehouse
+    state_path: Path
 
 
 @dataclass
 class RunReport:
     """The results of every sync of a run."""
 
+    run_id: str
     results: list[SyncResult] = field(default_factory=list)
 
     @property
@@ -61,32 +78,129 @@ def load_context(options: RunOptions) -> RunContext:
     models = select_models(synced_models(load_manifest(project.manifest_path)), options.select)
     profiles_path = find_profiles_file(options.profiles_dir, project_dir)
     profiles = load_profiles(profiles_path)
-    kafka = kafka_target(profiles, options.target, profiles_path)
+    target_name, kafka = kafka_target(profiles, options.target, profiles_path)
     output = dbt_output(profiles, project.profile, options.dbt_target, profiles_path)
-    return RunContext(models=models, kafka=kafka, warehouse=DuckDBWarehouse(output, project_dir))
+    return RunContext(
+        models=models,
+        target_name=target_name,
+        kafka=kafka,
+        warehouse=DuckDBWarehouse(output, project_dir),
+        state_path=_absolute(options.state_path or Path(kafka.state_path), project_dir),
+    )
 
 
-def run(context: RunContext) -> RunReport:
-    """Sync every model; a failing model is reported and the others go on."""
+def _absolute(path: Path, project_dir: Path) -> Path:
+    return path if path.is_absolute() else project_dir / path
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id: UTC time plus a random suffix."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@contextmanager
+def state_connection(path: Path, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection with the state store attached."""
     import duckdb
 
+    connection = duckdb.connect()
+    try:
+        open_state(connection, path, read_only)
+        yield connection
+    finally:
+        connection.close()
+
+
+def run(context: RunContext, full_refresh: bool = False) -> RunReport:
+    """Publish every sync's changes; a failing sync is reported and the others go on."""
     from dbt_kafka_sync.producer import Publisher
 
-    report = RunReport()
+    report = RunReport(new_run_id())
     if not context.models:
         log.warning("no model has a kafka_sync block in its meta; nothing to do")
         return report
-    publisher = Publisher(context.kafka)
-    publisher.partition_counts([])  # an unreachable cluster fails the run once, up front
-    connection = duckdb.connect()
-    try:
-        for model in context.models:
-            for sync in model.syncs:
-                try:
-                    result = sync_model(connection, context.warehouse, publisher, model, sync)
-                except SyncError as exc:
-                    result = SyncResult(model.name, sync.name, sync.topic, error=exc.render())
-                report.results.append(result)
-    finally:
-        connection.close()
+    with state_connection(context.state_path, read_only=False) as connection:
+        begin_run(connection, report.run_id, "run", context.target_name)
+        try:
+            publisher = Publisher(context.kafka)
+            publisher.partition_counts([])  # an unreachable cluster fails the run once, up front
+            sync_context = SyncContext(
+                connection,
+                context.warehouse,
+                publisher,
+                context.target_name,
+                report.run_id,
+                full_refresh,
+            )
+            _sync_all(sync_context, context.models, report)
+        except BaseException as exc:
+            message = exc.render() if isinstance(exc, SyncError) else type(exc).__name__
+            finish_run(connection, report.run_id, "error", message)
+            raise
+        finish_run(connection, report.run_id, "success" if report.ok else "failed", None)
     return report
+
+
+def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
+    """Count what a run would publish, with sample messages; publish and write nothing."""
+    report = RunReport("plan")
+    with state_connection(context.state_path, read_only=True) as connection:
+        sync_context = SyncContext(
+            connection, context.warehouse, None, context.target_name, "plan", full_refresh
+        )
+        _sync_all(sync_context, context.models, report)
+    return report
+
+
+def _sync_all(context: SyncContext, models: list[SyncedModel], report: RunReport) -> None:
+    for model in models:
+        for sync in model.syncs:
+            try:
+                result = sync_model(context, model, sync)
+            except SyncError as exc:
+                result = SyncResult(model.name, sync.name, sync.topic, error=exc.render())
+                if context.publisher is not None:
+                    _record_failed_sync(context, model, sync, result.error or "")
+            for note in result.notes:
+                log.warning("%s [%s]: %s", model.name, sync.name, note)
+            report.results.append(result)
+
+
+def _record_failed_sync(
+    context: SyncContext, model: SyncedModel, sync: SyncConfig, error: str
+) -> None:
+    outcome = SyncOutcome(
+        run_id=context.run_id,
+        sync_id=sync_id(context.target, model.unique_id, sync.name),
+        target=context.target,
+        model=model.name,
+        sync_name=sync.name,
+        topic=sync.topic,
+        counts=ChangeCounts(),
+        published=0,
+        delivered=0,
+        status="error",
+        error=error,
+    )
+    record_outcome(context.connection, outcome)
+
+
+def state_path_of(options: RunOptions) -> Path:
+    """The state file, without reading the manifest (history works before `dbt parse`)."""
+    return _target_and_state(options)[1]
+
+
+def reset(options: RunOptions, model: str) -> list[str]:
+    """Forget the snapshots of a model's syncs for the chosen Kafka target."""
+    from dbt_kafka_sync.state import forget_syncs
+
+    target_name, state_path = _target_and_state(options)
+    with state_connection(state_path, read_only=False) as connection:
+        return forget_syncs(connection, model, target_name)
+
+
+def _target_and_state(options: RunOptions) -> tuple[str, Path]:
+    project_dir = options.project_dir.resolve()
+    profiles_path = find_profiles_file(options.profiles_dir, project_dir)
+    target_name, kafka = kafka_target(load_profiles(profiles_path), options.target, profiles_path)
+    return target_name, _absolute(options.state_path or Path(kafka.state_path), project_dir)

@@ -23,10 +23,10 @@ def arrow_batches(
     connection: duckdb.DuckDBPyConnection, query: str, batch_rows: int
 ) -> pa.RecordBatchReader:
     """Run a query and stream its result as Arrow record batches of at most batch_rows."""
-    result = connection.execute(query)
-    # DuckDB 2 renamed fetch_record_batch to to_arrow_reader; both stream, neither copies.
-    if hasattr(result, "to_arrow_reader"):
-        reader: pa.RecordBatchReader = result.to_arrow_reader(batch_rows)
+    relation = connection.sql(query)
+    # Streamed from the relation: no copy of the result. DuckDB 2 renamed the method.
+    if hasattr(relation, "to_arrow_reader"):
+        reader: pa.RecordBatchReader = relation.to_arrow_reader(batch_rows)
     else:
-        reader = result.fetch_record_batch(batch_rows)  # type: ignore[attr-defined,unused-ignore]
+        reader = relation.fetch_arrow_reader(batch_rows)  # type: ignore[attr-defined,unused-ignore]
     return reader

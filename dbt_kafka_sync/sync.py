@@ -1,12 +1,31 @@
-"""One sync of one model: read the relation, build messages, publish, report."""
+"""One sync of one model: read -> diff -> messages -> publish -> commit delivered rows."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dbt_kafka_sync.messages import message_columns
-from dbt_kafka_sync.sql import arrow_batches
+from dbt_kafka_sync.diff import (
+    CHANGES,
+    EVENT,
+    SEQ,
+    ChangeCounts,
+    DiffInput,
+    check_duplicate_keys,
+    compute_changes,
+    null_key_rows,
+)
+from dbt_kafka_sync.messages import (
+    MessageColumns,
+    message_columns,
+    require_columns,
+    required_columns,
+)
+from dbt_kafka_sync.producer import FailedRow
+from dbt_kafka_sync.snapshot import SyncOutcome, commit, rehash_if_needed, snapshot_rows
+from dbt_kafka_sync.sql import arrow_batches, quote_literal
+from dbt_kafka_sync.state import SyncRecord, fingerprint, load_sync, sync_id
 
 if TYPE_CHECKING:
     import duckdb
@@ -16,8 +35,22 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.producer import Publisher
     from dbt_kafka_sync.warehouse.duckdb import DuckDBWarehouse
 
+log = logging.getLogger(__name__)
+
 BATCH_ROWS = 50_000  # rows per Arrow record batch: memory stays flat as tables grow
-MAX_REPORTED_FAILURES = 10
+SAMPLE_MESSAGES = 3
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """What every sync of a run shares."""
+
+    connection: duckdb.DuckDBPyConnection
+    warehouse: DuckDBWarehouse
+    publisher: Publisher | None  # None for a dry run (`plan`)
+    target: str
+    run_id: str
+    full_refresh: bool = False
 
 
 @dataclass
@@ -27,15 +60,21 @@ class SyncResult:
     model: str
     sync: str
     topic: str
+    counts: ChangeCounts = field(default_factory=ChangeCounts)
+    published: int = 0
     delivered: int = 0
     failed: int = 0
-    failures: list[tuple[str | None, str]] = field(default_factory=list)
+    rejected: int = 0
+    failures: list[FailedRow] = field(default_factory=list)
+    rejected_examples: list[str] = field(default_factory=list)
+    samples: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every message was delivered."""
-        return self.error is None and self.failed == 0
+        """True when every message was delivered and no row was rejected."""
+        return self.error is None and self.failed == 0 and self.rejected == 0
 
 
 def describe_columns(connection: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
@@ -44,32 +83,171 @@ def describe_columns(connection: duckdb.DuckDBPyConnection, relation: str) -> di
     return {str(row[0]): str(row[1]) for row in rows}
 
 
-def sync_model(
-    connection: duckdb.DuckDBPyConnection,
-    warehouse: DuckDBWarehouse,
-    publisher: Publisher,
+def diff_input(model: str, sync: SyncConfig, relation: str, types: dict[str, str]) -> DiffInput:
+    """Decide which columns the snapshot keeps and which ones count as a change."""
+    compare = sync.compare_columns or [
+        c for c in required_columns(sync, types) if c not in sync.primary_key
+    ]
+    require_columns(model, types, compare, "compare_columns")
+    kept = set(required_columns(sync, types)) | set(compare) | set(sync.primary_key)
+    return DiffInput(
+        relation=relation,
+        primary_key=list(sync.primary_key),
+        columns={c: types[c] for c in types if c in kept},
+        compare_columns=compare or list(sync.primary_key),
+    )
+
+
+def message_fingerprint(sync: SyncConfig) -> str:
+    """Fingerprint of what shapes a sync's messages, to notice when it changes."""
+    shaping = {
+        "topic": sync.topic,
+        "key_column": sync.key_column,
+        "message": sync.message.model_dump() if sync.message else None,
+        "on_remove": sync.on_remove,
+    }
+    return fingerprint(shaping)
+
+
+def sync_model(context: SyncContext, model: SyncedModel, sync: SyncConfig) -> SyncResult:
+    """Run one sync: publish its changes (or, without a publisher, only count them)."""
+    connection = context.connection
+    result = SyncResult(model.name, sync.name, sync.topic)
+    relation = context.warehouse.relation(connection, model)
+    types = describe_columns(connection, relation)
+    diff = diff_input(model.name, sync, relation, types)
+    messages = message_columns(model.name, sync, diff.columns)
+    check_duplicate_keys(connection, model.name, diff)
+    result.rejected, result.rejected_examples = null_key_rows(connection, diff)
+
+    identity = sync_id(context.target, model.unique_id, sync.name)
+    record = load_sync(connection, identity)
+    result.notes = _config_change_notes(sync, record, context)
+    snapshot = None
+    if record is not None:
+        if context.publisher is not None:
+            result.notes += rehash_if_needed(connection, diff, record, _duckdb_version())
+        snapshot = snapshot_rows(diff, record)
+    result.counts = compute_changes(connection, diff, snapshot, context.full_refresh)
+
+    skip_initial = record is None and sync.initial_sync == "skip" and not context.full_refresh
+    if skip_initial:
+        result.notes.append("initial_sync: skip - the current rows are recorded, none is sent")
+    events: list[str] = [] if skip_initial else list(sync.events)
+    query = _messages_query(messages, sync, events)
+    if context.publisher is None:
+        result.samples = _samples(connection, query)
+        result.published = _count(connection, events)
+        return result
+    _publish_and_commit(context, model, sync, diff, record, query, events, result)
+    return result
+
+
+def _publish_and_commit(
+    context: SyncContext,
     model: SyncedModel,
     sync: SyncConfig,
-) -> SyncResult:
-    """Publish one message per row of the model to the sync's topic."""
-    relation = warehouse.relation(connection, model)
-    columns = message_columns(model.name, sync, describe_columns(connection, relation))
-    publisher.partition_counts([sync.topic])
-    query = (
-        f"SELECT row_number() OVER () AS seq, {columns.key} AS key, {columns.value} AS value,"
-        f" {columns.row_key} AS row_key, {columns.row_error} AS row_error FROM {relation}"
-    )
-    reader = arrow_batches(connection, query, BATCH_ROWS)
-    deliveries = publisher.publish(sync.topic, reader)
-    failures = [
-        (deliveries.failed_keys[seq], reason)
-        for seq, reason in list(deliveries.failed.items())[:MAX_REPORTED_FAILURES]
+    diff: DiffInput,
+    record: SyncRecord | None,
+    query: str,
+    events: list[str],
+    result: SyncResult,
+) -> None:
+    import pyarrow as pa
+
+    assert context.publisher is not None
+    connection = context.connection
+    result.published = _count(connection, events)
+    if result.published:
+        context.publisher.partition_counts([sync.topic])
+        log.info("%s: publishing %d messages to %s", model.name, result.published, sync.topic)
+    batches = arrow_batches(connection, query, BATCH_ROWS)
+    deliveries = context.publisher.publish(sync.topic, batches, sync.event_header)
+    result.delivered = len(deliveries.delivered)
+    result.failed = len(deliveries.failed)
+    result.failures = list(deliveries.failed.values())
+    rejected = [
+        FailedRow(None, "rejected", f"primary key is NULL: {example}")
+        for example in result.rejected_examples
     ]
-    return SyncResult(
+    outcome = SyncOutcome(
+        run_id=context.run_id,
+        sync_id=sync_id(context.target, model.unique_id, sync.name),
+        target=context.target,
         model=model.name,
-        sync=sync.name,
+        sync_name=sync.name,
         topic=sync.topic,
-        delivered=len(deliveries.delivered),
-        failed=len(deliveries.failed),
-        failures=failures,
+        counts=result.counts,
+        published=result.published,
+        delivered=result.delivered,
+        failed=result.failed,
+        rejected=result.rejected,
+        failed_rows=result.failures + rejected,
+        status="success" if result.ok else "partial",
     )
+    commit(
+        connection,
+        diff,
+        record,
+        pa.array(deliveries.delivered, type=pa.int64()),
+        [e for e in ("added", "changed", "removed") if e not in events],
+        {
+            "sync_id": outcome.sync_id,
+            "target": context.target,
+            "model": model.unique_id,
+            "sync_name": sync.name,
+            "topic": sync.topic,
+            "fingerprint": message_fingerprint(sync),
+            "duckdb_version": _duckdb_version(),
+        },
+        outcome,
+    )
+
+
+def _messages_query(messages: MessageColumns, sync: SyncConfig, events: list[str]) -> str:
+    value = messages.value
+    if sync.on_remove == "tombstone":
+        value = f"CASE WHEN {EVENT} = 'removed' THEN NULL ELSE {value} END"
+    wanted = ", ".join(quote_literal(e) for e in events) or "NULL"
+    return (
+        f"SELECT {SEQ} AS seq, {EVENT} AS event, {messages.key} AS key, {value} AS value,"
+        f" {messages.row_key} AS row_key, {messages.row_error} AS row_error"
+        f" FROM {CHANGES} WHERE {EVENT} IN ({wanted}) ORDER BY {SEQ}"
+    )
+
+
+def _count(connection: duckdb.DuckDBPyConnection, events: list[str]) -> int:
+    wanted = ", ".join(quote_literal(e) for e in events) or "NULL"
+    [(count,)] = connection.execute(
+        f"SELECT count(*) FROM {CHANGES} WHERE {EVENT} IN ({wanted})"
+    ).fetchall()
+    return int(count)
+
+
+def _samples(
+    connection: duckdb.DuckDBPyConnection, query: str
+) -> list[tuple[str, str | None, str | None]]:
+    rows = connection.execute(
+        f"SELECT event, key, value FROM ({query}) LIMIT {SAMPLE_MESSAGES}"
+    ).fetchall()
+    return [(str(event), key, value) for event, key, value in rows]
+
+
+def _config_change_notes(
+    sync: SyncConfig, record: SyncRecord | None, context: SyncContext
+) -> list[str]:
+    if record is None or record.fingerprint == message_fingerprint(sync):
+        return []
+    if context.full_refresh:
+        return ["the message config changed; --full-refresh resends every row in the new shape"]
+    return [
+        "the message config (topic, key, message or on_remove) changed since the last run:"
+        " rows already published are not resent; only rows that change from now on are sent"
+        " in the new shape. Use --full-refresh to resend every row."
+    ]
+
+
+def _duckdb_version() -> str:
+    import duckdb
+
+    return str(duckdb.__version__)

@@ -22,7 +22,7 @@ STATE_DIR = HERE.parent / ".kafka-local"
 
 def main() -> int:
     """Run the demo end to end; return the exit code of dbt-kafka-sync."""
-    broker = kafka_local.ensure_running(STATE_DIR)
+    broker = kafka_local.running_broker(STATE_DIR) or kafka_local.start(STATE_DIR)
     for topic in TOPICS:
         broker.create_topic(topic, partitions=1, exist_ok=True)
     env = {
@@ -53,8 +53,8 @@ def _step(
 def _print_topic(broker: kafka_local.Broker, topic: str) -> None:
     messages = broker.consume_all(topic)
     print(f"\n== {topic}: {len(messages)} messages on {broker.plaintext}")
-    for key, value in messages:
-        print(f"key={key}  value={value}")
+    for message in messages:
+        print(f"key={message.key}  value={message.value}")
 
 
 if __name__ == "__main__":

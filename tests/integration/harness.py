@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import kafka_local
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+MODELS = ("customers", "orders", "customer_profiles")
 EXAMPLE_PROJECT = REPO / "integration_tests"
 
 
@@ -26,78 +29,12 @@ class Kafka:
     def create_topic(self, partitions: int = 1) -> str:
         """Create a topic with a fresh name, so tests never see each other's messages."""
         name = f"test-{uuid.uuid4().hex[:12]}"
-        create_topic(self.bootstrap_servers, name, partitions)
+        kafka_local.create_topic(self.bootstrap_servers, name, partitions)
         return name
 
-
-def create_topic(bootstrap_servers: str, name: str, partitions: int) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    future = admin.create_topics([NewTopic(name, partitions, 1)])[name]
-    future.result(timeout=30)
-    # Metadata propagates asynchronously: wait until the topic's partitions have leaders.
-    for _ in range(300):
-        topic = admin.list_topics(name, timeout=10).topics.get(name)
-        ready = topic and topic.error is None and len(topic.partitions) == partitions
-        if ready and all(p.leader >= 0 for p in topic.partitions.values()):
-            return
-        admin.poll(0.1)
-    raise AssertionError(f"topic {name} did not become ready")
-
-
-@dataclass
-class Consumed:
-    """One message read back from a topic."""
-
-    key: str | None
-    value: str | None
-    partition: int
-    headers: dict[str, str]
-
-
-def consume_all(bootstrap_servers: str, topic: str) -> list[Consumed]:
-    """Read every message now in the topic: up to each partition's high watermark, no guessing."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        remaining = {p: end for p, end in ends.items() if end > 0}
-        messages: list[Consumed] = []
-        while remaining:
-            message = consumer.poll(10)
-            assert message is not None, f"timed out reading {topic}; still expected {remaining}"
-            assert message.error() is None, message.error()
-            messages.append(_decode(message))
-            if message.offset() + 1 >= remaining.get(message.partition(), 0):
-                remaining.pop(message.partition(), None)
-        return messages
-    finally:
-        consumer.close()
-
-
-def _decode(message: object) -> Consumed:
-    key, value = message.key(), message.value()  # type: ignore[attr-defined]
-    headers = message.headers() or []  # type: ignore[attr-defined]
-    return Consumed(
-        key=key.decode() if key is not None else None,
-        value=value.decode() if value is not None else None,
-        partition=message.partition(),  # type: ignore[attr-defined]
-        headers={name: raw.decode() for name, raw in headers if raw is not None},
-    )
+    def consume_all(self, topic: str) -> list[kafka_local.Record]:
+        """Every message now in the topic."""
+        return kafka_local.consume_all(self.bootstrap_servers, topic)
 
 
 @dataclass
@@ -106,6 +43,7 @@ class Project:
 
     path: Path
     env: dict[str, str]
+    prefix: str = ""
 
     def dbt(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_checked([str(Path(sys.executable).with_name("dbt")), *args], self)
@@ -120,6 +58,39 @@ class Project:
             text=True,
             timeout=300,
         )
+
+    def build(self, kafka: Kafka, topics: tuple[str, ...] = MODELS, partitions: int = 1) -> str:
+        """Create the example's topics under a fresh prefix, then `dbt build` with it."""
+        prefix = f"it-{uuid.uuid4().hex[:10]}."
+        for model in topics:
+            kafka_local.create_topic(kafka.bootstrap_servers, prefix + model, partitions)
+        self.prefix = prefix
+        self.rebuild()
+        return prefix
+
+    def rebuild(self) -> None:
+        """`dbt build` again (after seeds or models changed), keeping the topic prefix."""
+        self.dbt("build", "--vars", json.dumps({"kafka_topic_prefix": self.prefix}))
+
+    def read_seed(self, name: str) -> list[dict[str, str]]:
+        with (self.path / "seeds" / f"{name}.csv").open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def write_seed(self, name: str, rows: list[dict[str, str]]) -> None:
+        with (self.path / "seeds" / f"{name}.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write_model(self, name: str, sql: str) -> None:
+        (self.path / "models" / f"{name}.sql").write_text(sql)
+
+    def set_producer(self, settings: Mapping[str, object]) -> None:
+        """Extra librdkafka settings in the kafka_sync profile (replacing earlier ones)."""
+        path = self.path / "profiles.yml"
+        profiles = yaml.safe_load(path.read_text())
+        profiles["kafka_sync"]["outputs"]["dev"]["producer"] = dict(settings)
+        path.write_text(yaml.safe_dump(profiles, sort_keys=False))
 
     def edit_schema(self, edit: Callable[[dict[str, object]], None]) -> None:
         path = self.path / "models" / "schema.yml"

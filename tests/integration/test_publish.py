@@ -3,41 +3,32 @@
 from __future__ import annotations
 
 import json
-import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from harness import Kafka, Project, consume_all, create_topic
-
-MODELS = ("customers", "orders", "customer_profiles")
-
-
-def build(project: Project, kafka: Kafka, create: tuple[str, ...] = MODELS) -> str:
-    """Create the example's topics under a fresh prefix and `dbt build` with it."""
-    prefix = f"it-{uuid.uuid4().hex[:10]}."
-    for model in create:
-        create_topic(kafka.bootstrap_servers, prefix + model, partitions=1)
-    project.dbt("build", "--vars", json.dumps({"kafka_topic_prefix": prefix}))
-    return prefix
+from harness import Kafka, Project
 
 
 def values(kafka: Kafka, topic: str) -> dict[str | None, Any]:
     """Messages of a topic by key, values parsed keeping decimals exact."""
     return {
         m.key: json.loads(m.value, parse_float=Decimal) if m.value else None
-        for m in consume_all(kafka.bootstrap_servers, topic)
+        for m in kafka.consume_all(topic)
     }
 
 
 def test_every_row_published_with_exact_values(project: Project, kafka: Kafka) -> None:
-    prefix = build(project, kafka)
+    prefix = project.build(kafka)
 
     result = project.sync()
 
     assert result.returncode == 0, result.stderr
-    assert f"OK   customers -> {prefix}customers: 5 delivered, 0 failed" in result.stdout
-    assert f"OK   orders -> {prefix}orders: 4 delivered, 0 failed" in result.stdout
+    assert (
+        f"OK   customers -> {prefix}customers: 5 added, 0 changed, 0 removed;"
+        " 5 delivered, 0 failed" in result.stdout
+    )
+    assert f"OK   orders -> {prefix}orders: 4 added" in result.stdout
     customers = values(kafka, prefix + "customers")
     assert customers == {
         "1": {
@@ -89,10 +80,10 @@ def test_every_row_published_with_exact_values(project: Project, kafka: Kafka) -
 
 
 def test_mapped_columns_and_composite_key(project: Project, kafka: Kafka) -> None:
-    prefix = build(project, kafka)
+    prefix = project.build(kafka)
     assert project.sync("--select", "orders").returncode == 0
 
-    messages = consume_all(kafka.bootstrap_servers, prefix + "orders")
+    messages = kafka.consume_all(prefix + "orders")
 
     # Decimals keep every significant digit; DuckDB drops trailing zeros (5.00 -> 5.0).
     by_order = {(m.key, json.loads(m.value or "")["number"]): m.value for m in messages}
@@ -114,27 +105,27 @@ def test_json_column_sent_as_is_and_invalid_rows_reported(project: Project, kafk
         " {{ dbt_kafka_sync.json_payload(['id', 'full_name', 'country']) }} end as payload"
         " from {{ ref('customers') }}"
     )
-    prefix = build(project, kafka)
+    prefix = project.build(kafka)
 
     result = project.sync("--select", "customer_profiles")
 
     assert result.returncode == 1
     assert "4 delivered, 1 failed" in result.stdout
-    assert "row key '3': column 'payload' is not valid JSON" in result.stdout
+    assert "row key '3' (added): column 'payload' is not valid JSON" in result.stdout
     published = values(kafka, prefix + "customer_profiles")
     assert sorted(published, key=lambda k: int(k or 0)) == ["1", "2", "4", "5"]
     assert published["2"] == {"id": 2, "full_name": 'Grace "Amazing" Hopper', "country": "US"}
 
 
 def test_missing_topic_fails_that_model_only(project: Project, kafka: Kafka) -> None:
-    prefix = build(project, kafka, create=("customers",))
+    prefix = project.build(kafka, ("customers",))
 
     result = project.sync("--select", "customers", "--select", "orders")
 
     assert result.returncode == 1
     assert f"topic(s) '{prefix}orders' do not exist" in result.stdout
     assert "customers -> " in result.stdout and "5 delivered" in result.stdout
-    assert len(consume_all(kafka.bootstrap_servers, prefix + "customers")) == 5
+    assert len(kafka.consume_all(prefix + "customers")) == 5
 
 
 @pytest.mark.parametrize("key", ["primary_keys", "topik"])
@@ -146,7 +137,7 @@ def test_config_typo_exits_1_before_publishing_anything(
         block[key] = block.pop(key[:-1] if key == "primary_keys" else "topic")
 
     project.edit_schema(typo)
-    prefix = build(project, kafka)
+    prefix = project.build(kafka)
 
     result = project.sync()
 
@@ -154,7 +145,7 @@ def test_config_typo_exits_1_before_publishing_anything(
     assert "model 'orders'" in result.stderr
     assert f"unknown key '{key}'" in result.stderr
     assert "allowed keys: name, primary_key, topic" in result.stderr
-    assert consume_all(kafka.bootstrap_servers, prefix + "customers") == []
+    assert kafka.consume_all(prefix + "customers") == []
 
 
 def test_missing_manifest_exits_1_with_what_to_do(project: Project) -> None:
@@ -166,7 +157,7 @@ def test_missing_manifest_exits_1_with_what_to_do(project: Project) -> None:
 
 
 def test_unreachable_broker_exits_1(project: Project, kafka: Kafka) -> None:
-    build(project, kafka)
+    project.build(kafka)
     project.env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"
 
     result = project.sync()

@@ -35,7 +35,7 @@ def test_missing_env_var_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bootstrap_servers_as_list_and_client_id() -> None:
-    target = kafka_target(
+    _, target = kafka_target(
         profiles({"bootstrap_servers": ["b1:9092", " b2:9092"], "client_id": "me"}), None, PATH
     )
     assert target.bootstrap_servers == "b1:9092,b2:9092"
@@ -49,8 +49,9 @@ def test_target_option_picks_output() -> None:
             "outputs": {"dev": {"bootstrap_servers": "d:1"}, "prod": {"bootstrap_servers": "p:1"}},
         }
     }
-    assert kafka_target(data, None, PATH).bootstrap_servers == "d:1"
-    assert kafka_target(data, "prod", PATH).bootstrap_servers == "p:1"
+    name, dev = kafka_target(data, None, PATH)
+    assert (name, dev.bootstrap_servers) == ("dev", "d:1")
+    assert kafka_target(data, "prod", PATH)[1].bootstrap_servers == "p:1"
     with pytest.raises(ProfileError, match="no output named 'qa'"):
         kafka_target(data, "qa", PATH)
 
@@ -66,7 +67,7 @@ def test_only_the_chosen_output_is_rendered(monkeypatch: pytest.MonkeyPatch) -> 
             },
         }
     }
-    assert kafka_target(data, None, PATH).bootstrap_servers == "d:1"
+    assert kafka_target(data, None, PATH)[1].bootstrap_servers == "d:1"
 
 
 @pytest.mark.parametrize(

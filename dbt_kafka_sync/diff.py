@@ -1,0 +1,193 @@
+"""Change detection inside DuckDB: current rows against the snapshot, by primary key and hash.
+
+The diff runs in two steps so that the join over every row carries only keys and
+hashes; the full columns are fetched afterwards for the few rows that changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dbt_kafka_sync.errors import SyncError
+from dbt_kafka_sync.messages import row_key_expression
+from dbt_kafka_sync.sql import quote_identifier
+from dbt_kafka_sync.state import ROW_HASH
+
+if TYPE_CHECKING:
+    import duckdb
+
+SEQ = "__dks_seq"
+EVENT = "__dks_event"
+CHANGES = "dks_changes"  # temp table of the sync being processed
+MAX_REPORTED_KEYS = 10
+
+
+@dataclass(frozen=True)
+class DiffInput:
+    """What to compare: the model's rows and the columns kept in the snapshot.
+
+    Attributes:
+        relation: qualified name of the model's relation.
+        primary_key: the primary key columns.
+        columns: stored column -> DuckDB type (primary key included).
+        compare_columns: the columns whose change makes a row `changed`.
+    """
+
+    relation: str
+    primary_key: list[str]
+    columns: dict[str, str]
+    compare_columns: list[str]
+
+    def current_rows(self) -> str:
+        """Return SQL for the model's rows with a non-NULL key, their stored columns and hash."""
+        return (
+            f"SELECT {self._column_list()}, {self.row_hash()} AS {ROW_HASH}"
+            f" FROM {self.relation} WHERE {self.key_not_null()}"
+        )
+
+    def row_hash(self) -> str:
+        """Hash of the compared columns of a row."""
+        return f"hash({', '.join(quote_identifier(c) for c in self.compare_columns)})"
+
+    def _column_list(self) -> str:
+        return ", ".join(quote_identifier(c) for c in self.columns)
+
+    def key_not_null(self) -> str:
+        """Condition: no primary key column is NULL."""
+        return " AND ".join(f"{quote_identifier(c)} IS NOT NULL" for c in self.primary_key)
+
+    def key_join(self, left: str, right: str) -> str:
+        """Join condition on the primary key between two aliases."""
+        return " AND ".join(
+            f"{left}.{quote_identifier(c)} = {right}.{quote_identifier(c)}"
+            for c in self.primary_key
+        )
+
+
+@dataclass(frozen=True)
+class ChangeCounts:
+    """How many rows of each kind the diff found."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+
+    @property
+    def total(self) -> int:
+        """All changes together."""
+        return self.added + self.changed + self.removed
+
+
+def check_duplicate_keys(
+    connection: duckdb.DuckDBPyConnection, model: str, diff: DiffInput
+) -> None:
+    """Fail the sync before publishing when the primary key is not unique.
+
+    Raises:
+        SyncError: naming up to ten duplicate keys and how often each occurs.
+    """
+    keys = ", ".join(quote_identifier(c) for c in diff.primary_key)
+    duplicates = connection.execute(
+        f"SELECT {row_key_expression(diff.primary_key)}, count(*) AS n FROM {diff.relation}"
+        f" WHERE {diff.key_not_null()} GROUP BY {keys} HAVING count(*) > 1"
+        f" ORDER BY n DESC, 1 LIMIT {MAX_REPORTED_KEYS + 1}"
+    ).fetchall()
+    if not duplicates:
+        return
+    shown = ", ".join(f"{key} ({count} rows)" for key, count in duplicates[:MAX_REPORTED_KEYS])
+    more = " and more" if len(duplicates) > MAX_REPORTED_KEYS else ""
+    raise SyncError(
+        f"primary key {', '.join(diff.primary_key)} is not unique: {shown}{more};"
+        " nothing was published for this model and its state is unchanged",
+        model=model,
+        column=", ".join(diff.primary_key),
+        hint="fix the model so each key appears once, or choose another primary_key",
+    )
+
+
+def null_key_rows(connection: duckdb.DuckDBPyConnection, diff: DiffInput) -> tuple[int, list[str]]:
+    """Count rows whose primary key has a NULL, with a few of them as JSON examples."""
+    condition = " OR ".join(f"{quote_identifier(c)} IS NULL" for c in diff.primary_key)
+    [(count,)] = connection.execute(
+        f"SELECT count(*) FROM {diff.relation} WHERE {condition}"
+    ).fetchall()
+    if not count:
+        return 0, []
+    examples = connection.execute(
+        f"SELECT left(CAST(to_json(t) AS VARCHAR), 200) FROM {diff.relation} t"
+        f" WHERE {condition} LIMIT 3"
+    ).fetchall()
+    return int(count), [str(row[0]) for row in examples]
+
+
+def compute_changes(
+    connection: duckdb.DuckDBPyConnection,
+    diff: DiffInput,
+    snapshot: str | None,
+    resend_all: bool,
+) -> ChangeCounts:
+    """Fill the temp table of changes; return how many of each kind there are.
+
+    Args:
+        connection: the run's DuckDB connection.
+        diff: the model's rows and columns.
+        snapshot: qualified snapshot table, or None when there is none yet.
+        resend_all: every current row is `added`, whatever the snapshot says
+            (rows only in the snapshot are still `removed`).
+    """
+    snapshot_rows = snapshot or _empty_snapshot(diff)
+    keys = ", ".join(quote_identifier(c) for c in diff.primary_key)
+    matched = "'added'" if resend_all else "'changed'"
+    connection.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE dks_changed_keys AS
+        SELECT {_coalesced_keys(diff)},
+               CASE WHEN s.{ROW_HASH} IS NULL THEN 'added'
+                    WHEN c.{ROW_HASH} IS NULL THEN 'removed'
+                    ELSE {matched} END AS {EVENT},
+               c.{ROW_HASH}
+        FROM (SELECT {keys}, {diff.row_hash()} AS {ROW_HASH} FROM {diff.relation}
+              WHERE {diff.key_not_null()}) c
+        FULL OUTER JOIN (SELECT {keys}, {ROW_HASH} FROM {snapshot_rows}) s
+          ON {diff.key_join("c", "s")}
+        WHERE {"TRUE" if resend_all else "FALSE"}
+           OR c.{ROW_HASH} IS DISTINCT FROM s.{ROW_HASH}
+        """
+    )
+    columns = ", ".join(f"r.{quote_identifier(c)}" for c in diff.columns)
+    connection.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {CHANGES} AS
+        SELECT row_number() OVER () AS {SEQ}, * FROM (
+            SELECT k.{EVENT}, {columns}, k.{ROW_HASH}
+            FROM dks_changed_keys k JOIN {diff.relation} r ON {diff.key_join("k", "r")}
+            WHERE k.{EVENT} <> 'removed'
+            UNION ALL BY NAME
+            SELECT k.{EVENT}, {columns}, NULL::UBIGINT AS {ROW_HASH}
+            FROM dks_changed_keys k JOIN {snapshot_rows} r ON {diff.key_join("k", "r")}
+            WHERE k.{EVENT} = 'removed'
+        )
+        """
+    )
+    counts = dict(
+        connection.execute(f"SELECT {EVENT}, count(*) FROM {CHANGES} GROUP BY 1").fetchall()
+    )
+    return ChangeCounts(
+        added=counts.get("added", 0),
+        changed=counts.get("changed", 0),
+        removed=counts.get("removed", 0),
+    )
+
+
+def _coalesced_keys(diff: DiffInput) -> str:
+    # A key is on one side or both: take it from whichever side has it.
+    return ", ".join(
+        f"COALESCE(c.{name}, s.{name}) AS {name}"
+        for name in (quote_identifier(c) for c in diff.primary_key)
+    )
+
+
+def _empty_snapshot(diff: DiffInput) -> str:
+    columns = ", ".join(f"NULL::{diff.columns[c]} AS {quote_identifier(c)}" for c in diff.columns)
+    return f"(SELECT {columns}, NULL::UBIGINT AS {ROW_HASH} WHERE FALSE)"

@@ -1,0 +1,236 @@
+"""The state store: a DuckDB file with each sync's snapshot and the run history.
+
+It is attached to the run's in-memory DuckDB connection as `state`. Attaching it
+read-write takes DuckDB's file lock, which is what keeps a second concurrent run out.
+Every write for one sync happens in one transaction, so a crash leaves either the old
+snapshot or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbt_kafka_sync.errors import StateError
+from dbt_kafka_sync.sql import quote_identifier, quote_literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+ALIAS = "state"
+SCHEMA_VERSION = 1
+ROW_HASH = "__dks_row_hash"  # internal column names carry a prefix no model should use
+
+_TABLES = f"""
+CREATE TABLE IF NOT EXISTS {ALIAS}.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS {ALIAS}.syncs (
+    sync_id VARCHAR PRIMARY KEY,
+    target VARCHAR, model VARCHAR, sync_name VARCHAR, topic VARCHAR,
+    snapshot_table VARCHAR, columns VARCHAR, compare_columns VARCHAR,
+    fingerprint VARCHAR, duckdb_version VARCHAR, version BIGINT, updated_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS {ALIAS}.runs (
+    run_id VARCHAR PRIMARY KEY, command VARCHAR, target VARCHAR,
+    started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, status VARCHAR, error VARCHAR);
+CREATE TABLE IF NOT EXISTS {ALIAS}.run_syncs (
+    run_id VARCHAR, sync_id VARCHAR, model VARCHAR, sync_name VARCHAR, topic VARCHAR,
+    added BIGINT, changed BIGINT, removed BIGINT, published BIGINT, delivered BIGINT,
+    failed BIGINT, rejected BIGINT, status VARCHAR, error VARCHAR);
+CREATE TABLE IF NOT EXISTS {ALIAS}.failed_rows (
+    run_id VARCHAR, sync_id VARCHAR, model VARCHAR, row_key VARCHAR, event VARCHAR,
+    error VARCHAR);
+"""
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    """What the state remembers of one sync."""
+
+    sync_id: str
+    topic: str
+    snapshot_table: str
+    columns: dict[str, str]
+    compare_columns: list[str]
+    fingerprint: str
+    duckdb_version: str
+    version: int
+
+
+def sync_id(target: str, model_unique_id: str, sync_name: str) -> str:
+    """Identify a sync: one snapshot per Kafka target, model and sync name."""
+    return f"{target}:{model_unique_id}:{sync_name}"
+
+
+def open_state(connection: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> bool:
+    """Attach the state file; return False when it does not exist and read_only is set.
+
+    Raises:
+        StateError: when another run holds the lock, or the file is not a state store.
+    """
+    import duckdb
+
+    if read_only and not path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = " (READ_ONLY)" if read_only else ""
+    try:
+        connection.execute(f"ATTACH {quote_literal(str(path))} AS {ALIAS}{mode}")
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StateError(
+                f"state {path} is locked by another dbt-kafka-sync run: {exc}",
+                hint="wait for that run to finish; two runs must not publish the same syncs",
+            ) from None
+        raise StateError(f"cannot open state {path}: {exc}") from None
+    if not read_only:
+        connection.execute(_TABLES)
+        _check_schema_version(connection, path)
+    return True
+
+
+def _check_schema_version(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+    found = connection.execute(
+        f"SELECT value FROM {ALIAS}.meta WHERE key = 'schema_version'"
+    ).fetchall()
+    if not found:
+        connection.execute(
+            f"INSERT INTO {ALIAS}.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+        )
+    elif int(found[0][0]) != SCHEMA_VERSION:
+        raise StateError(
+            f"state {path} has schema version {found[0][0]}; this version of dbt-kafka-sync"
+            f" reads version {SCHEMA_VERSION}",
+            hint="use the dbt-kafka-sync version that wrote it, or move the file away",
+        )
+
+
+def has_state(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Tell whether a state store is attached and initialised."""
+    rows = connection.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = 'syncs'",
+        [ALIAS],
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+def load_sync(connection: duckdb.DuckDBPyConnection, sync: str) -> SyncRecord | None:
+    """Return what the state remembers of a sync, or None before its first commit."""
+    if not has_state(connection):
+        return None
+    rows = connection.execute(
+        f"SELECT sync_id, topic, snapshot_table, columns, compare_columns, fingerprint,"
+        f" duckdb_version, version FROM {ALIAS}.syncs WHERE sync_id = ?",
+        [sync],
+    ).fetchall()
+    if not rows:
+        return None
+    row = rows[0]
+    return SyncRecord(
+        sync_id=row[0],
+        topic=row[1],
+        snapshot_table=row[2],
+        columns=json.loads(row[3]),
+        compare_columns=json.loads(row[4]),
+        fingerprint=row[5],
+        duckdb_version=row[6],
+        version=int(row[7]),
+    )
+
+
+def snapshot_name(sync: str) -> str:
+    """Return a stable table name for a sync's snapshot (sync ids hold characters tables cannot)."""
+    return "snapshot_" + hashlib.sha256(sync.encode()).hexdigest()[:16]
+
+
+def qualified(table: str) -> str:
+    """Name a table of the state store."""
+    return f"{ALIAS}.main.{quote_identifier(table)}"
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """Hash the parts of a sync's config that shape its messages."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def begin_run(
+    connection: duckdb.DuckDBPyConnection, run_id: str, command: str, target: str
+) -> None:
+    """Record a run as started; mark runs that never finished as interrupted.
+
+    This run holds the state's lock, so any other run still `running` was killed.
+    """
+    connection.execute(f"UPDATE {ALIAS}.runs SET status = 'interrupted' WHERE status = 'running'")
+    connection.execute(
+        f"INSERT INTO {ALIAS}.runs VALUES (?, ?, ?, now(), NULL, 'running', NULL)",
+        [run_id, command, target],
+    )
+
+
+def finish_run(
+    connection: duckdb.DuckDBPyConnection, run_id: str, status: str, error: str | None
+) -> None:
+    """Record how a run ended."""
+    connection.execute(
+        f"UPDATE {ALIAS}.runs SET finished_at = now(), status = ?, error = ? WHERE run_id = ?",
+        [status, error, run_id],
+    )
+
+
+def recent_runs(connection: duckdb.DuckDBPyConnection, limit: int) -> list[tuple[Any, ...]]:
+    """The latest runs with their totals, newest first."""
+    if not has_state(connection):
+        return []
+    return connection.execute(
+        f"""
+        SELECT r.run_id, r.command, r.target, r.started_at, r.finished_at, r.status,
+               COALESCE(sum(s.delivered), 0), COALESCE(sum(s.failed), 0),
+               COALESCE(sum(s.rejected), 0)
+        FROM {ALIAS}.runs r LEFT JOIN {ALIAS}.run_syncs s USING (run_id)
+        GROUP BY ALL ORDER BY r.started_at DESC LIMIT ?
+        """,
+        [limit],
+    ).fetchall()
+
+
+def run_details(
+    connection: duckdb.DuckDBPyConnection, run_id: str, max_rows: int
+) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """One run, its syncs and up to max_rows of its failed rows."""
+    if not has_state(connection):
+        return None, [], []
+    runs = connection.execute(
+        f"SELECT run_id, command, target, started_at, finished_at, status, error"
+        f" FROM {ALIAS}.runs WHERE run_id = ?",
+        [run_id],
+    ).fetchall()
+    syncs = connection.execute(
+        f"SELECT model, sync_name, topic, added, changed, removed, published, delivered,"
+        f" failed, rejected, status, error FROM {ALIAS}.run_syncs WHERE run_id = ?"
+        f" ORDER BY model, sync_name",
+        [run_id],
+    ).fetchall()
+    failed = connection.execute(
+        f"SELECT model, row_key, event, error FROM {ALIAS}.failed_rows WHERE run_id = ?"
+        f" ORDER BY model, row_key LIMIT ?",
+        [run_id, max_rows],
+    ).fetchall()
+    return (runs[0] if runs else None), syncs, failed
+
+
+def forget_syncs(connection: duckdb.DuckDBPyConnection, model: str, target: str) -> list[str]:
+    """Drop the snapshots of a model's syncs (by name or unique_id); return the sync ids."""
+    if not has_state(connection):
+        return []
+    rows = connection.execute(
+        f"SELECT sync_id, snapshot_table FROM {ALIAS}.syncs WHERE target = ?"
+        f" AND (model = ? OR split_part(model, '.', -1) = ?)",
+        [target, model, model],
+    ).fetchall()
+    connection.execute("BEGIN TRANSACTION")
+    for identity, table in rows:
+        connection.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
+        connection.execute(f"DELETE FROM {ALIAS}.syncs WHERE sync_id = ?", [identity])
+    connection.execute("COMMIT")
+    return [str(identity) for identity, _ in rows]

@@ -1,1 +1,0 @@
-"""Shared by every tier. Being here puts tests/ on sys.path, so `import kafka_local` works."""
