@@ -112,6 +112,8 @@ def _handle_errors(command: F) -> F:
         except SyncError as exc:
             click.secho(f"Error: {exc.render()}", fg="red", err=True)
             sys.exit(EXIT_FAILED)
+        except (click.exceptions.Abort, click.ClickException):
+            raise  # click prints these itself (e.g. "Aborted!" when a prompt is declined)
         except Exception as exc:
             logging.getLogger(__name__).debug("unexpected error", exc_info=True)
             click.secho(
@@ -126,11 +128,19 @@ def _handle_errors(command: F) -> F:
 
 
 class _RunByDefault(click.Group):
-    """`dbt-kafka-sync [OPTIONS]` means `dbt-kafka-sync run [OPTIONS]`."""
+    """`dbt-kafka-sync [OPTIONS]` means `dbt-kafka-sync run [OPTIONS]`.
+
+    Options may also come before the command (`dbt-kafka-sync --log-level debug runs`).
+    """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in _GROUP_FLAGS):
+        if args and args[0] in _GROUP_FLAGS:
+            return super().parse_args(ctx, args)
+        position = next((i for i, arg in enumerate(args) if arg in self.commands), None)
+        if position is None:
             args = ["run", *args]
+        else:
+            args = [args[position], *args[:position], *args[position + 1 :]]
         return super().parse_args(ctx, args)
 
 

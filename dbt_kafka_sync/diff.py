@@ -23,6 +23,30 @@ CHANGES = "dks_changes"  # temp table of the sync being processed
 MAX_REPORTED_KEYS = 10
 
 
+# A snapshot row whose hash is PENDING differs from every current row, so the next run
+# sends it again (a real hash of 0 has a chance of 2**-64; it would only cause a resend).
+PENDING = 0
+
+
+def row_hash(columns: list[str], types: dict[str, str]) -> str:
+    """SQL hashing a row's compared columns, given their DuckDB types.
+
+    DuckDB's hash() does not tell apart some nested values (a NULL list and an empty
+    one, a NULL struct and one of NULL fields) and hashes an enum by its position, so
+    those columns are hashed through their JSON or text form.
+    """
+    parts = []
+    for column in columns:
+        name, kind = quote_identifier(column), types[column].upper()
+        if kind.startswith("ENUM"):
+            parts.append(f"CAST({name} AS VARCHAR)")
+        elif "[" in kind or kind.startswith(("STRUCT", "MAP", "UNION")):
+            parts.append(f"CAST(to_json({name}) AS VARCHAR)")
+        else:
+            parts.append(name)
+    return f"hash({', '.join(parts)})"
+
+
 @dataclass(frozen=True)
 class DiffInput:
     """What to compare: the model's rows and the columns kept in the snapshot.
@@ -39,26 +63,16 @@ class DiffInput:
     columns: dict[str, str]
     compare_columns: list[str]
 
-    def current_rows(self) -> str:
-        """Return SQL for the model's rows with a non-NULL key, their stored columns and hash."""
-        return (
-            f"SELECT {self._column_list()}, {self.row_hash()} AS {ROW_HASH}"
-            f" FROM {self.relation} WHERE {self.key_not_null()}"
-        )
-
     def row_hash(self) -> str:
-        """Hash of the compared columns of a row."""
-        return f"hash({', '.join(quote_identifier(c) for c in self.compare_columns)})"
-
-    def _column_list(self) -> str:
-        return ", ".join(quote_identifier(c) for c in self.columns)
+        """Return SQL hashing the compared columns of a current row."""
+        return row_hash(self.compare_columns, self.columns)
 
     def key_not_null(self) -> str:
-        """Condition: no primary key column is NULL."""
+        """Return the condition: no primary key column is NULL."""
         return " AND ".join(f"{quote_identifier(c)} IS NOT NULL" for c in self.primary_key)
 
     def key_join(self, left: str, right: str) -> str:
-        """Join condition on the primary key between two aliases."""
+        """Return the join condition on the primary key between two aliases."""
         return " AND ".join(
             f"{left}.{quote_identifier(c)} = {right}.{quote_identifier(c)}"
             for c in self.primary_key
@@ -132,20 +146,21 @@ def compute_changes(
     Args:
         connection: the run's DuckDB connection.
         diff: the model's rows and columns.
-        snapshot: qualified snapshot table, or None when there is none yet.
-        resend_all: every current row is `added`, whatever the snapshot says
-            (rows only in the snapshot are still `removed`).
+        snapshot: SQL of the snapshot's rows (see snapshot.snapshot_view), or None when
+            there is none yet.
+        resend_all: also send the current rows that did not change, as `added`
+            (for --full-refresh; rows that did change keep their real event).
     """
     snapshot_rows = snapshot or _empty_snapshot(diff)
     keys = ", ".join(quote_identifier(c) for c in diff.primary_key)
-    matched = "'added'" if resend_all else "'changed'"
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE dks_changed_keys AS
         SELECT {_coalesced_keys(diff)},
                CASE WHEN s.{ROW_HASH} IS NULL THEN 'added'
                     WHEN c.{ROW_HASH} IS NULL THEN 'removed'
-                    ELSE {matched} END AS {EVENT},
+                    WHEN c.{ROW_HASH} <> s.{ROW_HASH} THEN 'changed'
+                    ELSE 'added' END AS {EVENT},
                c.{ROW_HASH}
         FROM (SELECT {keys}, {diff.row_hash()} AS {ROW_HASH} FROM {diff.relation}
               WHERE {diff.key_not_null()}) c

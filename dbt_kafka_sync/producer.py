@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from dbt_kafka_sync.errors import KafkaError, quote_list
+from dbt_kafka_sync.errors import KafkaError, ProfileError, quote_list
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -54,6 +54,7 @@ class FailedRow:
 class Deliveries:
     """What happened to each message of one sync, by the row's sequence number."""
 
+    produced: int = 0  # messages handed to the producer
     delivered: list[int] = field(default_factory=list)
     failed: dict[int, FailedRow] = field(default_factory=dict)
 
@@ -98,14 +99,21 @@ class Publisher:
     """One producer for a whole run."""
 
     def __init__(self, target: KafkaTarget) -> None:
-        from confluent_kafka import Producer
+        from confluent_kafka import KafkaException, Producer
 
         self.target = target
         self._errors: list[str] = []
         settings = producer_settings(target)
         settings["error_cb"] = self._on_client_error
         settings["logger"] = _ClientLog()
-        self._producer = Producer(settings)
+        try:
+            self._producer = Producer(settings)
+        except KafkaException as exc:
+            raise ProfileError(
+                f"the Kafka client refused its settings: {describe_kafka_error(exc.args[0])}",
+                hint="check the `producer:` settings of the kafka_sync profile against"
+                " librdkafka's CONFIGURATION.md",
+            ) from None
 
     def _on_client_error(self, error: Any) -> None:
         # Connection problems arrive here; they are reported when an operation fails.
@@ -155,6 +163,8 @@ class Publisher:
             refused = self._produce(topic, key, value, headers, callback)
             if refused:
                 deliveries.failed[seq] = FailedRow(row_key, event, refused)
+            else:
+                deliveries.produced += 1
             if count % POLL_EVERY == 0:
                 self._producer.poll(0)
         self._wait_for_deliveries()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dbt_kafka_sync.diff import ChangeCounts
-from dbt_kafka_sync.errors import SyncError
+from dbt_kafka_sync.errors import SyncError, WarehouseError
 from dbt_kafka_sync.manifest import SyncedModel, load_manifest, select_models, synced_models
 from dbt_kafka_sync.profiles import (
     KafkaTarget,
@@ -153,11 +153,15 @@ def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
 
 
 def _sync_all(context: SyncContext, models: list[SyncedModel], report: RunReport) -> None:
+    import duckdb
+
     for model in models:
         for sync in model.syncs:
             try:
                 result = sync_model(context, model, sync)
-            except SyncError as exc:
+            except (SyncError, duckdb.Error) as exc:
+                if isinstance(exc, duckdb.Error):  # e.g. a view over a dropped table
+                    exc = WarehouseError(f"DuckDB failed: {exc}", model=model.name)
                 result = SyncResult(model.name, sync.name, sync.topic, error=exc.render())
                 if context.publisher is not None:
                     _record_failed_sync(context, model, sync, result.error or "")
@@ -172,7 +176,6 @@ def _record_failed_sync(
     outcome = SyncOutcome(
         run_id=context.run_id,
         sync_id=sync_id(context.target, model.unique_id, sync.name),
-        target=context.target,
         model=model.name,
         sync_name=sync.name,
         topic=sync.topic,

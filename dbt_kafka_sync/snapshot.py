@@ -8,13 +8,22 @@ run leaves every unconfirmed row to be found again by the next run.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dbt_kafka_sync.diff import CHANGES, EVENT, SEQ, ChangeCounts, DiffInput
+from dbt_kafka_sync.diff import CHANGES, EVENT, PENDING, SEQ, ChangeCounts, DiffInput, row_hash
+from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.producer import FailedRow
 from dbt_kafka_sync.sql import quote_identifier, quote_literal
-from dbt_kafka_sync.state import ALIAS, ROW_HASH, SyncRecord, qualified, snapshot_name
+from dbt_kafka_sync.state import (
+    ALIAS,
+    ROW_HASH,
+    SyncRecord,
+    qualified,
+    snapshot_name,
+    transaction,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -23,55 +32,88 @@ if TYPE_CHECKING:
 MAX_RECORDED_ROWS = 1_000  # failed rows kept per sync and run; the counts are always exact
 
 
-def snapshot_rows(diff: DiffInput, record: SyncRecord) -> str:
-    """Return the snapshot as a subquery with exactly the diff's columns.
+@dataclass(frozen=True)
+class SnapshotView:
+    """The snapshot seen with the diff's columns, and whether the commit must rewrite it.
 
-    Columns the snapshot did not keep yet read as NULL (so those rows count as changed),
-    and columns whose type changed are cast to the new type.
+    Attributes:
+        sql: a subquery with exactly the diff's columns and the row hash.
+        rewrite: the stored table differs from that view (columns, types or hashes).
+        notes: what the difference means for this run, for the log.
     """
-    table = qualified(record.snapshot_table)
-    columns = []
-    for name, column_type in diff.columns.items():
-        quoted = quote_identifier(name)
-        if name not in record.columns:
-            columns.append(f"NULL::{column_type} AS {quoted}")
-        elif record.columns[name] != column_type:
-            columns.append(f"TRY_CAST({quoted} AS {column_type}) AS {quoted}")
-        else:
-            columns.append(quoted)
-    return f"(SELECT {', '.join(columns)}, {ROW_HASH} FROM {table})"
+
+    sql: str
+    rewrite: bool
+    notes: list[str]
 
 
-def rehash_if_needed(
-    connection: duckdb.DuckDBPyConnection, diff: DiffInput, record: SyncRecord, duckdb_version: str
-) -> list[str]:
-    """Recompute stored hashes when what they cover changed; return notes for the log.
+def snapshot_view(
+    model: str, diff: DiffInput, record: SyncRecord, duckdb_version: str
+) -> SnapshotView:
+    """Present the stored snapshot as the current config and model columns expect it.
 
-    Hashes depend on the compared columns and on DuckDB's hash function. When either
-    changed and the snapshot holds every compared column, rehashing keeps unchanged rows
-    unchanged; otherwise every row is sent as changed once, and the note says so.
+    Columns the snapshot did not keep yet read as NULL and columns whose type changed
+    are cast. Stored hashes are reused when they cover the same columns, computed anew
+    when only the compared columns or DuckDB changed, and marked PENDING (every row sent
+    once) when the snapshot cannot tell: a compared column is new or changed its type.
+
+    Raises:
+        SyncError: when the primary key or its types changed; the snapshot's rows
+            could not be matched to the model's any more.
     """
-    same_columns = record.compare_columns == diff.compare_columns
-    if same_columns and record.duckdb_version == duckdb_version:
-        return []
-    missing = [c for c in diff.compare_columns if c not in record.columns]
-    if missing:
-        return [
-            f"the compared columns now include {', '.join(missing)}, which the snapshot does"
-            " not hold: every row will be published as changed once"
-        ]
+    _check_same_key(model, diff, record)
     table = qualified(record.snapshot_table)
-    hashed = ", ".join(quote_identifier(c) for c in diff.compare_columns)
-    connection.execute("BEGIN TRANSACTION")
-    connection.execute(f"UPDATE {table} SET {ROW_HASH} = hash({hashed})")
-    connection.execute(
-        f"UPDATE {ALIAS}.syncs SET compare_columns = ?, duckdb_version = ? WHERE sync_id = ?",
-        [json.dumps(diff.compare_columns), duckdb_version, record.sync_id],
+    changed_types = [
+        c for c in diff.columns if c in record.columns and record.columns[c] != diff.columns[c]
+    ]
+    unknown = [c for c in diff.compare_columns if c not in record.columns or c in changed_types]
+    hashed_again = record.compare_columns != diff.compare_columns
+    hashed_again |= record.duckdb_version != duckdb_version
+    notes: list[str] = []
+    if unknown:
+        hash_sql = f"{PENDING}::UBIGINT"
+        notes.append(
+            f"compared column(s) {', '.join(unknown)} are new or changed type since the last"
+            " run: every row is published as changed once"
+        )
+    elif hashed_again:
+        fresh = row_hash(diff.compare_columns, record.columns)
+        hash_sql = f"CASE WHEN {ROW_HASH} = {PENDING} THEN {PENDING} ELSE {fresh} END"
+    else:
+        hash_sql = ROW_HASH
+    columns = [_stored_column(c, t, record) for c, t in diff.columns.items()]
+    return SnapshotView(
+        sql=f"(SELECT {', '.join(columns)}, {hash_sql} AS {ROW_HASH} FROM {table})",
+        rewrite=hash_sql != ROW_HASH or record.columns != diff.columns,
+        notes=notes,
     )
-    connection.execute("COMMIT")
-    if same_columns:
-        return []
-    return ["the compared columns changed; the snapshot was rehashed, nothing is resent"]
+
+
+def _stored_column(name: str, column_type: str, record: SyncRecord) -> str:
+    quoted = quote_identifier(name)
+    if name not in record.columns:
+        return f"NULL::{column_type} AS {quoted}"
+    if record.columns[name] != column_type:
+        return f"TRY_CAST({quoted} AS {column_type}) AS {quoted}"
+    return quoted
+
+
+def _check_same_key(model: str, diff: DiffInput, record: SyncRecord) -> None:
+    before = {c: record.columns.get(c) for c in record.primary_key}
+    now = {c: diff.columns[c] for c in diff.primary_key}
+    if before != now:
+        raise SyncError(
+            f"the primary key changed since the last run ({_describe_key(before)} ->"
+            f" {_describe_key(now)}); the snapshot cannot be matched to the model any more",
+            model=model,
+            column=", ".join(diff.primary_key),
+            hint=f"run `dbt-kafka-sync reset {model}` and then `dbt-kafka-sync --select"
+            f" {model} --full-refresh` to start this sync anew",
+        )
+
+
+def _describe_key(key: Mapping[str, str | None]) -> str:
+    return ", ".join(f"{column} {kind}" for column, kind in key.items())
 
 
 @dataclass
@@ -80,7 +122,6 @@ class SyncOutcome:
 
     run_id: str
     sync_id: str
-    target: str
     model: str
     sync_name: str
     topic: str
@@ -94,13 +135,27 @@ class SyncOutcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class SyncIdentity:
+    """The sync record written at commit, besides the snapshot's shape."""
+
+    sync_id: str
+    target: str
+    model_unique_id: str
+    sync_name: str
+    topic: str
+    fingerprint: str
+    duckdb_version: str
+
+
 def commit(
     connection: duckdb.DuckDBPyConnection,
     diff: DiffInput,
+    view: SnapshotView | None,
     record: SyncRecord | None,
     delivered: pa.Array,
     unpublished_events: list[str],
-    sync_row: dict[str, str],
+    identity: SyncIdentity,
     outcome: SyncOutcome,
 ) -> None:
     """Advance the snapshot for delivered or unpublished rows and record the outcome.
@@ -109,42 +164,37 @@ def commit(
     """
     import pyarrow as pa
 
-    table = record.snapshot_table if record else snapshot_name(outcome.sync_id)
+    table = record.snapshot_table if record else snapshot_name(identity.sync_id)
     connection.register("dks_delivered", pa.table({SEQ: delivered}))
     try:
-        connection.execute("BEGIN TRANSACTION")
-        _shape_table(connection, diff, record, table)
-        _apply_changes(connection, diff, qualified(table), unpublished_events)
-        _save_sync(connection, diff, table, sync_row)
-        record_outcome(connection, outcome)
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
+        with transaction(connection):
+            _shape_table(connection, diff, view, table)
+            _apply_changes(connection, diff, qualified(table), unpublished_events)
+            _save_sync(connection, diff, table, identity)
+            record_outcome(connection, outcome)
     finally:
         connection.unregister("dks_delivered")
 
 
 def _shape_table(
-    connection: duckdb.DuckDBPyConnection, diff: DiffInput, record: SyncRecord | None, table: str
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, view: SnapshotView | None, table: str
 ) -> None:
-    if record is None:
+    if view is None:
         columns = ", ".join(f"{quote_identifier(c)} {t}" for c, t in diff.columns.items())
         connection.execute(f"CREATE TABLE {qualified(table)} ({columns}, {ROW_HASH} UBIGINT)")
-    elif record.columns != diff.columns:
+    elif view.rewrite:
+        # DuckDB reads the old table fully before replacing it, inside the transaction.
         connection.execute(
-            f"CREATE OR REPLACE TABLE {qualified(table)} AS SELECT * FROM"
-            f" {snapshot_rows(diff, record)}"
+            f"CREATE OR REPLACE TABLE {qualified(table)} AS SELECT * FROM {view.sql}"
         )
 
 
 def _apply_changes(
     connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str, unpublished: list[str]
 ) -> None:
-    unpublished_sql = ", ".join(quote_literal(e) for e in unpublished) or "NULL"
     done = (
         f"SELECT * FROM {CHANGES} WHERE {SEQ} IN (SELECT {SEQ} FROM dks_delivered)"
-        f" OR {EVENT} IN ({unpublished_sql})"
+        f" OR {EVENT} IN ({events_list(unpublished)})"
     )
     connection.execute(f"CREATE OR REPLACE TEMP TABLE dks_done AS {done}")
     connection.execute(f"DELETE FROM {table} s USING dks_done d WHERE {diff.key_join('s', 'd')}")
@@ -155,35 +205,42 @@ def _apply_changes(
     )
 
 
+def events_list(events: list[str]) -> str:
+    """Return events as the inside of an SQL IN list (NULL, matching nothing, when empty)."""
+    return ", ".join(quote_literal(e) for e in events) or "NULL"
+
+
 def _save_sync(
-    connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str, sync_row: dict[str, str]
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str, identity: SyncIdentity
 ) -> None:
     connection.execute(
         f"""
         INSERT INTO {ALIAS}.syncs BY NAME
         SELECT ? AS sync_id, ? AS target, ? AS model, ? AS sync_name, ? AS topic,
-               ? AS snapshot_table, ? AS columns, ? AS compare_columns, ? AS fingerprint,
-               ? AS duckdb_version,
+               ? AS snapshot_table, ? AS primary_key, ? AS columns, ? AS compare_columns,
+               ? AS fingerprint, ? AS duckdb_version,
                COALESCE((SELECT version FROM {ALIAS}.syncs WHERE sync_id = ?), 0) + 1 AS version,
                now() AS updated_at
         ON CONFLICT (sync_id) DO UPDATE SET
             topic = excluded.topic, snapshot_table = excluded.snapshot_table,
-            columns = excluded.columns, compare_columns = excluded.compare_columns,
-            fingerprint = excluded.fingerprint, duckdb_version = excluded.duckdb_version,
-            version = excluded.version, updated_at = excluded.updated_at
+            primary_key = excluded.primary_key, columns = excluded.columns,
+            compare_columns = excluded.compare_columns, fingerprint = excluded.fingerprint,
+            duckdb_version = excluded.duckdb_version, version = excluded.version,
+            updated_at = excluded.updated_at
         """,
         [
-            sync_row["sync_id"],
-            sync_row["target"],
-            sync_row["model"],
-            sync_row["sync_name"],
-            sync_row["topic"],
+            identity.sync_id,
+            identity.target,
+            identity.model_unique_id,
+            identity.sync_name,
+            identity.topic,
             table,
+            json.dumps(diff.primary_key),
             json.dumps(diff.columns),
             json.dumps(diff.compare_columns),
-            sync_row["fingerprint"],
-            sync_row["duckdb_version"],
-            sync_row["sync_id"],
+            identity.fingerprint,
+            identity.duckdb_version,
+            identity.sync_id,
         ],
     )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,7 @@ from dbt_kafka_sync.sql import quote_identifier, quote_literal
 if TYPE_CHECKING:
     import duckdb
 
-ALIAS = "state"
+ALIAS = "__dks_state"  # an alias no dbt database is likely to have
 SCHEMA_VERSION = 1
 ROW_HASH = "__dks_row_hash"  # internal column names carry a prefix no model should use
 
@@ -29,7 +31,7 @@ CREATE TABLE IF NOT EXISTS {ALIAS}.meta (key VARCHAR PRIMARY KEY, value VARCHAR)
 CREATE TABLE IF NOT EXISTS {ALIAS}.syncs (
     sync_id VARCHAR PRIMARY KEY,
     target VARCHAR, model VARCHAR, sync_name VARCHAR, topic VARCHAR,
-    snapshot_table VARCHAR, columns VARCHAR, compare_columns VARCHAR,
+    snapshot_table VARCHAR, primary_key VARCHAR, columns VARCHAR, compare_columns VARCHAR,
     fingerprint VARCHAR, duckdb_version VARCHAR, version BIGINT, updated_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS {ALIAS}.runs (
     run_id VARCHAR PRIMARY KEY, command VARCHAR, target VARCHAR,
@@ -49,13 +51,12 @@ class SyncRecord:
     """What the state remembers of one sync."""
 
     sync_id: str
-    topic: str
     snapshot_table: str
+    primary_key: list[str]
     columns: dict[str, str]
     compare_columns: list[str]
     fingerprint: str
     duckdb_version: str
-    version: int
 
 
 def sync_id(target: str, model_unique_id: str, sync_name: str) -> str:
@@ -106,6 +107,18 @@ def _check_schema_version(connection: duckdb.DuckDBPyConnection, path: Path) -> 
         )
 
 
+@contextmanager
+def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run a block in one transaction: committed at the end, rolled back on any error."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 def has_state(connection: duckdb.DuckDBPyConnection) -> bool:
     """Tell whether a state store is attached and initialised."""
     rows = connection.execute(
@@ -120,8 +133,8 @@ def load_sync(connection: duckdb.DuckDBPyConnection, sync: str) -> SyncRecord | 
     if not has_state(connection):
         return None
     rows = connection.execute(
-        f"SELECT sync_id, topic, snapshot_table, columns, compare_columns, fingerprint,"
-        f" duckdb_version, version FROM {ALIAS}.syncs WHERE sync_id = ?",
+        f"SELECT sync_id, snapshot_table, primary_key, columns, compare_columns, fingerprint,"
+        f" duckdb_version FROM {ALIAS}.syncs WHERE sync_id = ?",
         [sync],
     ).fetchall()
     if not rows:
@@ -129,13 +142,12 @@ def load_sync(connection: duckdb.DuckDBPyConnection, sync: str) -> SyncRecord | 
     row = rows[0]
     return SyncRecord(
         sync_id=row[0],
-        topic=row[1],
-        snapshot_table=row[2],
+        snapshot_table=row[1],
+        primary_key=json.loads(row[2]),
         columns=json.loads(row[3]),
         compare_columns=json.loads(row[4]),
         fingerprint=row[5],
         duckdb_version=row[6],
-        version=int(row[7]),
     )
 
 
@@ -228,9 +240,8 @@ def forget_syncs(connection: duckdb.DuckDBPyConnection, model: str, target: str)
         f" AND (model = ? OR split_part(model, '.', -1) = ?)",
         [target, model, model],
     ).fetchall()
-    connection.execute("BEGIN TRANSACTION")
-    for identity, table in rows:
-        connection.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
-        connection.execute(f"DELETE FROM {ALIAS}.syncs WHERE sync_id = ?", [identity])
-    connection.execute("COMMIT")
+    with transaction(connection):
+        for identity, table in rows:
+            connection.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
+            connection.execute(f"DELETE FROM {ALIAS}.syncs WHERE sync_id = ?", [identity])
     return [str(identity) for identity, _ in rows]

@@ -22,9 +22,16 @@ from dbt_kafka_sync.messages import (
     require_columns,
     required_columns,
 )
-from dbt_kafka_sync.producer import FailedRow
-from dbt_kafka_sync.snapshot import SyncOutcome, commit, rehash_if_needed, snapshot_rows
-from dbt_kafka_sync.sql import arrow_batches, quote_literal
+from dbt_kafka_sync.producer import Deliveries, FailedRow
+from dbt_kafka_sync.snapshot import (
+    SnapshotView,
+    SyncIdentity,
+    SyncOutcome,
+    commit,
+    events_list,
+    snapshot_view,
+)
+from dbt_kafka_sync.sql import arrow_batches
 from dbt_kafka_sync.state import SyncRecord, fingerprint, load_sync, sync_id
 
 if TYPE_CHECKING:
@@ -109,71 +116,87 @@ def message_fingerprint(sync: SyncConfig) -> str:
     return fingerprint(shaping)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A sync after the diff: what to publish and how to commit it."""
+
+    diff: DiffInput
+    record: SyncRecord | None
+    view: SnapshotView | None
+    events: list[str]
+    query: str
+
+
 def sync_model(context: SyncContext, model: SyncedModel, sync: SyncConfig) -> SyncResult:
     """Run one sync: publish its changes (or, without a publisher, only count them)."""
-    connection = context.connection
     result = SyncResult(model.name, sync.name, sync.topic)
+    plan = _diff(context, model, sync, result)
+    if context.publisher is None:
+        result.samples = _samples(context.connection, plan.query)
+        result.published = _count(context.connection, plan.events)
+        return result
+    deliveries = _publish(context, model, sync, plan, result)
+    _commit(context, model, sync, plan, deliveries, result)
+    return result
+
+
+def _diff(context: SyncContext, model: SyncedModel, sync: SyncConfig, result: SyncResult) -> _Plan:
+    """Validate the model against the config, then fill the temp table of changes."""
+    connection = context.connection
     relation = context.warehouse.relation(connection, model)
-    types = describe_columns(connection, relation)
-    diff = diff_input(model.name, sync, relation, types)
+    diff = diff_input(model.name, sync, relation, describe_columns(connection, relation))
     messages = message_columns(model.name, sync, diff.columns)
     check_duplicate_keys(connection, model.name, diff)
     result.rejected, result.rejected_examples = null_key_rows(connection, diff)
 
-    identity = sync_id(context.target, model.unique_id, sync.name)
-    record = load_sync(connection, identity)
-    result.notes = _config_change_notes(sync, record, context)
-    snapshot = None
-    if record is not None:
-        if context.publisher is not None:
-            result.notes += rehash_if_needed(connection, diff, record, _duckdb_version())
-        snapshot = snapshot_rows(diff, record)
-    result.counts = compute_changes(connection, diff, snapshot, context.full_refresh)
-
+    record = load_sync(connection, sync_id(context.target, model.unique_id, sync.name))
+    view = snapshot_view(model.name, diff, record, _duckdb_version()) if record else None
+    result.notes = _config_change_notes(sync, record, context) + (view.notes if view else [])
+    result.counts = compute_changes(
+        connection, diff, view.sql if view else None, context.full_refresh
+    )
     skip_initial = record is None and sync.initial_sync == "skip" and not context.full_refresh
     if skip_initial:
         result.notes.append("initial_sync: skip - the current rows are recorded, none is sent")
     events: list[str] = [] if skip_initial else list(sync.events)
-    query = _messages_query(messages, sync, events)
-    if context.publisher is None:
-        result.samples = _samples(connection, query)
-        result.published = _count(connection, events)
-        return result
-    _publish_and_commit(context, model, sync, diff, record, query, events, result)
-    return result
+    return _Plan(diff, record, view, events, _messages_query(messages, sync, events))
 
 
-def _publish_and_commit(
+def _publish(
+    context: SyncContext, model: SyncedModel, sync: SyncConfig, plan: _Plan, result: SyncResult
+) -> Deliveries:
+    assert context.publisher is not None
+    to_publish = _count(context.connection, plan.events)
+    if to_publish:
+        context.publisher.partition_counts([sync.topic])
+        log.info("%s: publishing %d messages to %s", model.name, to_publish, sync.topic)
+    batches = arrow_batches(context.connection, plan.query, BATCH_ROWS)
+    deliveries = context.publisher.publish(sync.topic, batches, sync.event_header)
+    result.published = deliveries.produced
+    result.delivered = len(deliveries.delivered)
+    result.failed = len(deliveries.failed)
+    result.failures = list(deliveries.failed.values())
+    return deliveries
+
+
+def _commit(
     context: SyncContext,
     model: SyncedModel,
     sync: SyncConfig,
-    diff: DiffInput,
-    record: SyncRecord | None,
-    query: str,
-    events: list[str],
+    plan: _Plan,
+    deliveries: Deliveries,
     result: SyncResult,
 ) -> None:
     import pyarrow as pa
 
-    assert context.publisher is not None
-    connection = context.connection
-    result.published = _count(connection, events)
-    if result.published:
-        context.publisher.partition_counts([sync.topic])
-        log.info("%s: publishing %d messages to %s", model.name, result.published, sync.topic)
-    batches = arrow_batches(connection, query, BATCH_ROWS)
-    deliveries = context.publisher.publish(sync.topic, batches, sync.event_header)
-    result.delivered = len(deliveries.delivered)
-    result.failed = len(deliveries.failed)
-    result.failures = list(deliveries.failed.values())
+    identity = sync_id(context.target, model.unique_id, sync.name)
     rejected = [
         FailedRow(None, "rejected", f"primary key is NULL: {example}")
         for example in result.rejected_examples
     ]
     outcome = SyncOutcome(
         run_id=context.run_id,
-        sync_id=sync_id(context.target, model.unique_id, sync.name),
-        target=context.target,
+        sync_id=identity,
         model=model.name,
         sync_name=sync.name,
         topic=sync.topic,
@@ -185,21 +208,30 @@ def _publish_and_commit(
         failed_rows=result.failures + rejected,
         status="success" if result.ok else "partial",
     )
+    # A new message shape counts as adopted only once every row went out without error,
+    # so that after failures the next run still warns that the config changed.
+    fingerprint = message_fingerprint(sync)
+    if plan.record is not None and not result.ok:
+        fingerprint = plan.record.fingerprint
+    sync_record = SyncIdentity(
+        sync_id=identity,
+        target=context.target,
+        model_unique_id=model.unique_id,
+        sync_name=sync.name,
+        topic=sync.topic,
+        fingerprint=fingerprint,
+        duckdb_version=_duckdb_version(),
+    )
+    unpublished = [e for e in ("added", "changed", "removed") if e not in plan.events]
+    delivered = pa.array(deliveries.delivered, type=pa.int64())
     commit(
-        connection,
-        diff,
-        record,
-        pa.array(deliveries.delivered, type=pa.int64()),
-        [e for e in ("added", "changed", "removed") if e not in events],
-        {
-            "sync_id": outcome.sync_id,
-            "target": context.target,
-            "model": model.unique_id,
-            "sync_name": sync.name,
-            "topic": sync.topic,
-            "fingerprint": message_fingerprint(sync),
-            "duckdb_version": _duckdb_version(),
-        },
+        context.connection,
+        plan.diff,
+        plan.view,
+        plan.record,
+        delivered,
+        unpublished,
+        sync_record,
         outcome,
     )
 
@@ -208,18 +240,19 @@ def _messages_query(messages: MessageColumns, sync: SyncConfig, events: list[str
     value = messages.value
     if sync.on_remove == "tombstone":
         value = f"CASE WHEN {EVENT} = 'removed' THEN NULL ELSE {value} END"
-    wanted = ", ".join(quote_literal(e) for e in events) or "NULL"
+    # A removed row's message is rebuilt from its last known values; they were valid when
+    # sent, and a value the snapshot never held is sent as null rather than failing forever.
+    row_error = f"CASE WHEN {EVENT} = 'removed' THEN NULL ELSE {messages.row_error} END"
     return (
         f"SELECT {SEQ} AS seq, {EVENT} AS event, {messages.key} AS key, {value} AS value,"
-        f" {messages.row_key} AS row_key, {messages.row_error} AS row_error"
-        f" FROM {CHANGES} WHERE {EVENT} IN ({wanted}) ORDER BY {SEQ}"
+        f" {messages.row_key} AS row_key, {row_error} AS row_error"
+        f" FROM {CHANGES} WHERE {EVENT} IN ({events_list(events)}) ORDER BY {SEQ}"
     )
 
 
 def _count(connection: duckdb.DuckDBPyConnection, events: list[str]) -> int:
-    wanted = ", ".join(quote_literal(e) for e in events) or "NULL"
     [(count,)] = connection.execute(
-        f"SELECT count(*) FROM {CHANGES} WHERE {EVENT} IN ({wanted})"
+        f"SELECT count(*) FROM {CHANGES} WHERE {EVENT} IN ({events_list(events)})"
     ).fetchall()
     return int(count)
 

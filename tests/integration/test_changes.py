@@ -242,13 +242,28 @@ def test_full_refresh_resends_and_reset_forgets(project: Project, kafka: Kafka) 
     assert project.sync("--select", "orders").returncode == 0
     assert len(orders.new_messages()) == 4
 
+    def rename_field(schema: dict[str, Any]) -> None:
+        columns = schema["models"][1]["config"]["meta"]["kafka_sync"]["message"]["columns"]
+        columns["grand_total"] = columns.pop("total")
+
+    project.edit_schema(rename_field)
+    project.rebuild()
+    changed_config = project.sync("--select", "orders")
+    assert "the message config (topic, key, message or on_remove) changed" in (
+        changed_config.stderr
+    )
+    assert "Use --full-refresh to resend every row" in changed_config.stderr
+    assert orders.new_messages() == []  # said, not silently resent
+
     plan = project.sync("plan", "--select", "orders", "--full-refresh")
     assert "4 added, 0 changed, 0 removed; 4 to publish" in plan.stdout
     assert orders.new_messages() == []
 
     refresh = project.sync("--select", "orders", "--full-refresh")
     assert refresh.returncode == 0
-    assert [e for e, _, _ in orders.new_messages()] == ["added"] * 4
+    refreshed = orders.new_messages()
+    assert [e for e, _, _ in refreshed] == ["added"] * 4
+    assert all("grand_total" in value for _, _, value in refreshed)
 
     reset = project.sync("reset", "orders", "--yes")
     assert reset.returncode == 0 and "reset dev:model." in reset.stdout

@@ -1,0 +1,129 @@
+"""Time change detection alone (no Kafka): a model of N rows against its snapshot.
+
+    .venv/bin/python benchmarks/diff_bench.py --rows 1000000 --changed 0.01
+
+It builds a warehouse table in a temporary DuckDB file, records every row in a
+snapshot as if all were delivered, changes a share of the rows (a third each added,
+changed, removed), then times the diff, the no-change diff and the commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from dbt_kafka_sync.diff import ChangeCounts, DiffInput, compute_changes
+from dbt_kafka_sync.snapshot import SyncOutcome, commit
+from dbt_kafka_sync.state import ALIAS, load_sync, open_state
+
+COLUMNS = {
+    "id": "BIGINT",
+    "name": "VARCHAR",
+    "email": "VARCHAR",
+    "country": "VARCHAR",
+    "balance": "DECIMAL(18,2)",
+    "score": "DOUBLE",
+    "active": "BOOLEAN",
+    "updated_at": "TIMESTAMP",
+}
+
+
+def build_model(path: Path, rows: int) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"""
+            CREATE TABLE model AS SELECT
+                range AS id,
+                'name ' || range AS name,
+                'user' || range || '@example.com' AS email,
+                ['FR', 'DE', 'US', 'JP'][1 + range % 4] AS country,
+                (range % 100000 / 100)::DECIMAL(18,2) AS balance,
+                range * 0.5 AS score,
+                range % 2 = 0 AS active,
+                TIMESTAMP '2024-01-01' + INTERVAL (range) SECOND AS updated_at
+            FROM range({rows})
+            """
+        )
+
+
+def change_model(path: Path, rows: int, share: float) -> None:
+    step = max(1, round(3 / share))  # one row in `step` for each of the three kinds
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"UPDATE model SET email = 'changed' WHERE id % {step} = 0")
+        con.execute(f"DELETE FROM model WHERE id % {step} = 1")
+        con.execute(
+            f"INSERT INTO model SELECT id + {rows}, name, email, country, balance, score,"
+            f" active, updated_at FROM model WHERE id % {step} = 2"
+        )
+
+
+def timed(label: str, action: Callable[[], object]) -> object:
+    start = time.perf_counter()
+    result = action()
+    print(f"{label:<34} {time.perf_counter() - start:8.3f} s   {result}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--changed", type=float, default=0.01)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        warehouse, state = Path(tmp) / "warehouse.duckdb", Path(tmp) / "state.duckdb"
+        timed("build model", lambda: build_model(warehouse, args.rows))
+        con = duckdb.connect()
+        open_state(con, state, read_only=False)
+        con.execute(f"ATTACH '{warehouse}' AS warehouse (READ_ONLY)")
+        diff = DiffInput(
+            relation="warehouse.main.model",
+            primary_key=["id"],
+            columns=COLUMNS,
+            compare_columns=[c for c in COLUMNS if c != "id"],
+        )
+        sync_row = {
+            "sync_id": "bench",
+            "target": "bench",
+            "model": "model.bench.model",
+            "sync_name": "default",
+            "topic": "bench",
+            "fingerprint": "-",
+            "duckdb_version": duckdb.__version__,
+        }
+
+        def commit_all() -> str:
+            [(count,)] = con.execute("SELECT count(*) FROM dks_changes").fetchall()
+            seqs = pa.array(range(1, count + 1), type=pa.int64())
+            outcome = SyncOutcome(
+                "r", "bench", "bench", "model", "default", "bench", ChangeCounts(), count, count
+            )
+            commit(con, diff, load_sync(con, "bench"), seqs, [], sync_row, outcome)
+            return f"{count} rows committed"
+
+        timed("initial diff (empty snapshot)", lambda: compute_changes(con, diff, None, False))
+        timed("commit every row", commit_all)
+        record = load_sync(con, "bench")
+        assert record is not None
+        snapshot = f"{ALIAS}.main.{record.snapshot_table}"
+        timed("diff, nothing changed", lambda: compute_changes(con, diff, snapshot, False))
+        con.execute("DETACH warehouse")
+        timed(
+            f"change {args.changed:.1%} of rows",
+            lambda: change_model(warehouse, args.rows, args.changed),
+        )
+        con.execute(f"ATTACH '{warehouse}' AS warehouse (READ_ONLY)")
+        timed(
+            f"diff, {args.changed:.1%} changed", lambda: compute_changes(con, diff, snapshot, False)
+        )
+        timed("commit the changes", commit_all)
+        print(f"DuckDB {duckdb.__version__}, {args.rows:,} rows")
+
+
+if __name__ == "__main__":
+    main()
