@@ -19,8 +19,8 @@ import duckdb
 import pyarrow as pa
 
 from dbt_kafka_sync.diff import ChangeCounts, DiffInput, compute_changes
-from dbt_kafka_sync.snapshot import SyncOutcome, commit
-from dbt_kafka_sync.state import ALIAS, load_sync, open_state
+from dbt_kafka_sync.snapshot import SnapshotView, SyncIdentity, SyncOutcome, commit, snapshot_view
+from dbt_kafka_sync.state import load_sync, open_state
 
 COLUMNS = {
     "id": "BIGINT",
@@ -87,40 +87,36 @@ def main() -> None:
             columns=COLUMNS,
             compare_columns=[c for c in COLUMNS if c != "id"],
         )
-        sync_row = {
-            "sync_id": "bench",
-            "target": "bench",
-            "model": "model.bench.model",
-            "sync_name": "default",
-            "topic": "bench",
-            "fingerprint": "-",
-            "duckdb_version": duckdb.__version__,
-        }
+        identity = SyncIdentity(
+            "bench", "bench", "model.bench.model", "default", "bench", "-", duckdb.__version__
+        )
+
+        def view() -> SnapshotView | None:
+            record = load_sync(con, "bench")
+            return snapshot_view("model", diff, record, duckdb.__version__) if record else None
 
         def commit_all() -> str:
             [(count,)] = con.execute("SELECT count(*) FROM dks_changes").fetchall()
             seqs = pa.array(range(1, count + 1), type=pa.int64())
             outcome = SyncOutcome(
-                "r", "bench", "bench", "model", "default", "bench", ChangeCounts(), count, count
+                "r", "bench", "model", "default", "bench", ChangeCounts(), count, count
             )
-            commit(con, diff, load_sync(con, "bench"), seqs, [], sync_row, outcome)
+            record = load_sync(con, "bench")
+            commit(con, diff, view(), record, seqs, [], identity, outcome)
             return f"{count} rows committed"
 
-        timed("initial diff (empty snapshot)", lambda: compute_changes(con, diff, None, False))
+        def diff_now() -> ChangeCounts:
+            current = view()
+            return compute_changes(con, diff, current.sql if current else None, False)
+
+        timed("initial diff (empty snapshot)", diff_now)
         timed("commit every row", commit_all)
-        record = load_sync(con, "bench")
-        assert record is not None
-        snapshot = f"{ALIAS}.main.{record.snapshot_table}"
-        timed("diff, nothing changed", lambda: compute_changes(con, diff, snapshot, False))
+        timed("diff, nothing changed", diff_now)
         con.execute("DETACH warehouse")
-        timed(
-            f"change {args.changed:.1%} of rows",
-            lambda: change_model(warehouse, args.rows, args.changed),
-        )
+        change = f"change {args.changed:.1%} of rows"
+        timed(change, lambda: change_model(warehouse, args.rows, args.changed))
         con.execute(f"ATTACH '{warehouse}' AS warehouse (READ_ONLY)")
-        timed(
-            f"diff, {args.changed:.1%} changed", lambda: compute_changes(con, diff, snapshot, False)
-        )
+        timed(f"diff, {args.changed:.1%} changed", diff_now)
         timed("commit the changes", commit_all)
         print(f"DuckDB {duckdb.__version__}, {args.rows:,} rows")
 
