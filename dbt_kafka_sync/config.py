@@ -11,6 +11,7 @@ from pydantic_core import ErrorDetails
 from dbt_kafka_sync.errors import ConfigError, quote_list
 
 Event = Literal["added", "changed", "removed"]
+EVENT_HEADER = "dbt-kafka-sync-event"  # the header naming each message's event
 ALL_EVENTS: tuple[Event, ...] = ("added", "changed", "removed")
 
 
@@ -20,20 +21,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MESSAGE_MODES = ("template", "template_file", "column", "columns")
+
+
 class MessageConfig(_Strict):
     """How a row becomes a message value. Exactly one mode may be set."""
 
+    template: str | None = Field(default=None, description="Inline Liquid template.")
+    template_file: str | None = Field(
+        default=None, description="Liquid template file, relative to the dbt project."
+    )
+    column: str | None = Field(default=None, description="A column that already holds JSON.")
     columns: list[str] | dict[str, str] | None = Field(
         default=None, description="Columns sent as a JSON object: a list, or field <- column."
     )
-    column: str | None = Field(default=None, description="A column that already holds JSON.")
 
     @model_validator(mode="after")
     def _exactly_one_mode(self) -> MessageConfig:
-        modes = [name for name in ("columns", "column") if getattr(self, name) is not None]
+        modes = [name for name in MESSAGE_MODES if getattr(self, name) is not None]
         if len(modes) != 1:
             raise ValueError(
-                "message needs exactly one of 'columns' or 'column'"
+                f"message needs exactly one of {quote_list(MESSAGE_MODES)}"
                 + (f", got {quote_list(modes)}" if modes else "")
             )
         return self
@@ -52,11 +60,14 @@ class SyncConfig(_Strict):
 
     name: str = "default"
     primary_key: list[str] = Field(min_length=1)
-    topic: str = Field(min_length=1)
+    topic: str | None = Field(default=None, min_length=1)
+    topic_column: str | None = None
     events: list[Event] = Field(default_factory=lambda: list(ALL_EVENTS), min_length=1)
     initial_sync: Literal["backfill", "skip"] = "backfill"
     message: MessageConfig | None = None
     key_column: str | None = None
+    partition_column: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
     on_remove: Literal["message", "tombstone"] = "message"
     event_header: bool = True
     compare_columns: list[str] | None = None
@@ -67,10 +78,22 @@ class SyncConfig(_Strict):
         return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _tombstone_needs_key(self) -> SyncConfig:
+    def _consistent(self) -> SyncConfig:
+        if (self.topic is None) == (self.topic_column is None):
+            raise ValueError("kafka_sync needs exactly one of 'topic' or 'topic_column'")
         if self.on_remove == "tombstone" and not self.key_column:
             raise ValueError("on_remove: tombstone needs a key_column (a tombstone is a key)")
+        if self.event_header and EVENT_HEADER in self.headers:
+            raise ValueError(
+                f"header '{EVENT_HEADER}' is the event header; rename yours or set"
+                " event_header: false"
+            )
         return self
+
+    @property
+    def destination(self) -> str:
+        """The topic, or where the topic comes from, for messages and the summary."""
+        return self.topic or f"topic_column {self.topic_column}"
 
 
 def parse_syncs(model: str, raw: object, location: str | None = None) -> list[SyncConfig]:

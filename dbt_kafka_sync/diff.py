@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 SEQ = "__dks_seq"
 EVENT = "__dks_event"
+PREVIOUS = "__dks_previous"
 CHANGES = "dks_changes"  # temp table of the sync being processed
 MAX_REPORTED_KEYS = 10
 
@@ -140,6 +141,7 @@ def compute_changes(
     diff: DiffInput,
     snapshot: str | None,
     resend_all: bool,
+    with_previous: bool = False,
 ) -> ChangeCounts:
     """Fill the temp table of changes; return how many of each kind there are.
 
@@ -150,6 +152,8 @@ def compute_changes(
             there is none yet.
         resend_all: also send the current rows that did not change, as `added`
             (for --full-refresh; rows that did change keep their real event).
+        with_previous: add the column PREVIOUS, a struct of a changed row's values in
+            the snapshot (for templates that read `previous`).
     """
     snapshot_rows = snapshot or _empty_snapshot(diff)
     keys = ", ".join(quote_identifier(c) for c in diff.primary_key)
@@ -171,12 +175,20 @@ def compute_changes(
         """
     )
     columns = ", ".join(f"r.{quote_identifier(c)}" for c in diff.columns)
+    previous, previous_join = "", ""
+    if with_previous:
+        fields = ", ".join(
+            f"{quote_identifier(c)} := p.{quote_identifier(c)}" for c in diff.columns
+        )
+        previous = f", CASE WHEN k.{EVENT} = 'changed' THEN struct_pack({fields}) END AS {PREVIOUS}"
+        previous_join = f"LEFT JOIN {snapshot_rows} p ON {diff.key_join('k', 'p')}"
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {CHANGES} AS
         SELECT row_number() OVER () AS {SEQ}, * FROM (
-            SELECT k.{EVENT}, {columns}, k.{ROW_HASH}
+            SELECT k.{EVENT}, {columns}, k.{ROW_HASH}{previous}
             FROM dks_changed_keys k JOIN {diff.relation} r ON {diff.key_join("k", "r")}
+            {previous_join}
             WHERE k.{EVENT} <> 'removed'
             UNION ALL BY NAME
             SELECT k.{EVENT}, {columns}, NULL::UBIGINT AS {ROW_HASH}

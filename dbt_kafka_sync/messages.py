@@ -1,71 +1,155 @@
-"""Builds each row's message (key, value, row key, row error) as SQL run inside DuckDB.
+"""Builds each row's message as SQL run inside DuckDB: key, value, topic, partition, headers.
 
-Values are JSON built by DuckDB, so Python only ever touches finished payload bytes.
-DuckDB's own JSON is mostly right; the expressions below fix the types it renders in
-ways consumers trip over: timestamps without the ISO 'T', NaN/Infinity (not JSON) and
-raw blob bytes.
+Values of the columns modes are JSON built by DuckDB, so Python only touches finished
+payload bytes. DuckDB's own JSON is mostly right; json_value() fixes the types it renders
+in ways consumers trip over, at any depth of lists and structs: timestamps without the
+ISO 'T', NaN/Infinity (not JSON) and raw blob bytes. A template sync selects the columns
+its template reads instead, and templating.py renders them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.config import SyncConfig
 from dbt_kafka_sync.errors import ConfigError, quote_list
 from dbt_kafka_sync.sql import quote_identifier, quote_literal
 
-_TIMESTAMP_TYPES = {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "DATETIME"}
-_ZONED_TYPES = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"}
-_FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL", "FLOAT4", "FLOAT8"}
+if TYPE_CHECKING:
+    from dbt_kafka_sync.templating import MessageTemplate
+
+_TIMESTAMPS = {"timestamp", "timestamp_s", "timestamp_ms", "timestamp_ns"}
+_FLOATS = {"double", "float"}
+_NESTED = {"list", "array", "struct", "map"}
 
 
 @dataclass(frozen=True)
 class MessageColumns:
-    """SQL expressions producing one message per row of a relation with known columns."""
+    """SQL expressions producing one message per row of a relation with known columns.
+
+    Attributes:
+        key: the message key as text, or NULL.
+        value: the message value as JSON text; None when a template renders it.
+        row_key: the primary key as text, to name the row in errors.
+        row_error: why the row cannot be sent, or NULL.
+        topic: the destination topic.
+        partition: the partition as an integer, or NULL to let the key (or round-robin)
+            decide; values that cannot be cast are NULL.
+        headers: header name -> its value as text (NULL: the header is left out).
+        template: the template rendering the value, if any.
+    """
 
     key: str
-    value: str
+    value: str | None
     row_key: str
     row_error: str
+    topic: str
+    partition: str
+    headers: dict[str, str] = field(default_factory=dict)
+    template: MessageTemplate | None = None
 
 
-def json_value(column: str, column_type: str) -> str:
-    """Return an expression giving the column's value as consumers expect it in JSON."""
-    name = quote_identifier(column)
-    kind = column_type.upper()
-    if kind in _ZONED_TYPES:
+def json_value(expression: str, column_type: str) -> str:
+    """Return an expression giving a value as consumers expect it in JSON."""
+    return _json_ready(expression, _parse_type(column_type)) or expression
+
+
+def _parse_type(column_type: str) -> Any:
+    import duckdb
+
+    parse = getattr(duckdb, "sqltype", None) or duckdb.type
+    return parse(column_type)
+
+
+def _json_ready(expression: str, kind: Any) -> str | None:
+    """The conversion a value needs before DuckDB writes it as JSON; None if it needs none."""
+    name = kind.id
+    if name == "timestamp with time zone":
         # Instants are sent in UTC with an explicit 'Z', whatever the session's zone.
-        return f"replace(CAST(timezone('UTC', {name}) AS VARCHAR), ' ', 'T') || 'Z'"
-    if kind in _TIMESTAMP_TYPES:
-        return f"replace(CAST({name} AS VARCHAR), ' ', 'T')"
-    if kind in _FLOAT_TYPES:
-        return f"CASE WHEN isfinite({name}) THEN {name} END"  # NaN and Infinity are not JSON
-    if kind == "BLOB":
-        return f"base64({name})"
-    return name
+        return f"replace(CAST(timezone('UTC', {expression}) AS VARCHAR), ' ', 'T') || 'Z'"
+    if name in _TIMESTAMPS:
+        return f"replace(CAST({expression} AS VARCHAR), ' ', 'T')"
+    if name in _FLOATS:
+        return f"CASE WHEN isfinite({expression}) THEN {expression} END"
+    if name == "blob":
+        return f"base64({expression})"
+    if name in _NESTED:
+        return _nested_json_ready(expression, kind)
+    return None
 
 
-def message_columns(model: str, sync: SyncConfig, types: dict[str, str]) -> MessageColumns:
-    """Build the key, value, row key and row error expressions of a sync.
+def _nested_json_ready(expression: str, kind: Any) -> str | None:
+    children = dict(kind.children)
+    if kind.id in ("list", "array"):
+        inner = _json_ready("x", children["child"])
+        return f"list_transform({expression}, lambda x: {inner})" if inner else None
+    if kind.id == "map":
+        inner = _json_ready("e.value", children["value"])
+        if inner is None:
+            return None
+        entry = f"{{'key': e.key, 'value': {inner}}}"
+        return f"map_from_entries(list_transform(map_entries({expression}), lambda e: {entry}))"
+    fields = {
+        name: _json_ready(f"struct_extract({expression}, {quote_literal(name)})", child)
+        for name, child in kind.children
+    }
+    if not any(fields.values()):
+        return None
+    packed = ", ".join(
+        f"{quote_identifier(name)} := "
+        f"{converted or f'struct_extract({expression}, {quote_literal(name)})'}"
+        for name, converted in fields.items()
+    )
+    return f"CASE WHEN {expression} IS NULL THEN NULL ELSE struct_pack({packed}) END"
+
+
+def message_columns(
+    model: str,
+    sync: SyncConfig,
+    types: dict[str, str],
+    template: MessageTemplate | None = None,
+) -> MessageColumns:
+    """Build the expressions of a sync's messages.
 
     Args:
         model: the model's name, for error messages.
         sync: the validated sync config.
         types: column name -> DuckDB type of the relation the messages are built from.
+        template: the parsed template of a template sync.
 
     Raises:
-        ConfigError: when the config names a column the model does not have.
-
+        ConfigError: when the config or the template names a column the model lacks.
     """
     require_columns(model, types, sync.primary_key, "primary_key")
-    value, row_error = _value_and_error(model, sync, types)
-    key = "NULL::VARCHAR"
-    if sync.key_column:
-        require_columns(model, types, [sync.key_column], "key_column")
-        key = f"CAST({quote_identifier(sync.key_column)} AS VARCHAR)"
+    for option in ("key_column", "topic_column", "partition_column"):
+        column = getattr(sync, option)
+        if column:
+            require_columns(model, types, [column], option)
+    require_columns(model, types, list(sync.headers.values()), "headers")
+    if template is not None:
+        template.check(model, types)
+        value, row_error = None, "NULL::VARCHAR"
+    else:
+        value, row_error = _value_and_error(model, sync, types)
     return MessageColumns(
-        key=key, value=value, row_key=row_key_expression(sync.primary_key), row_error=row_error
+        key=_text(sync.key_column),
+        value=value,
+        row_key=row_key_expression(sync.primary_key),
+        row_error=row_error,
+        topic=quote_literal(sync.topic) if sync.topic else _text(sync.topic_column),
+        partition=(
+            f"TRY_CAST({quote_identifier(sync.partition_column)} AS INTEGER)"
+            if sync.partition_column
+            else "NULL::INTEGER"
+        ),
+        headers={name: _text(column) for name, column in sync.headers.items()},
+        template=template,
     )
+
+
+def _text(column: str | None) -> str:
+    return f"CAST({quote_identifier(column)} AS VARCHAR)" if column else "NULL::VARCHAR"
 
 
 def row_key_expression(primary_key: list[str]) -> str:
@@ -76,18 +160,20 @@ def row_key_expression(primary_key: list[str]) -> str:
     return f"CAST(to_json([{parts}]) AS VARCHAR)"
 
 
-def required_columns(sync: SyncConfig, types: dict[str, str]) -> list[str]:
+def required_columns(
+    sync: SyncConfig, types: dict[str, str], template: MessageTemplate | None = None
+) -> list[str]:
     """Columns a sync's messages depend on, in the relation's order."""
-    wanted = set(sync.primary_key)
-    if sync.key_column:
-        wanted.add(sync.key_column)
-    mapping = sync.message.field_to_column() if sync.message else None
-    if sync.message is None:
+    wanted = set(sync.primary_key) | set(sync.headers.values())
+    wanted |= {c for c in (sync.key_column, sync.topic_column, sync.partition_column) if c}
+    if template is not None:
+        wanted |= template.row_columns() or set(types)
+    elif sync.message is None:
         wanted.update(types)
-    elif mapping is not None:
-        wanted.update(mapping.values())
     elif sync.message.column:
         wanted.add(sync.message.column)
+    else:
+        wanted.update((sync.message.field_to_column() or {}).values())
     return [column for column in types if column in wanted]
 
 
@@ -121,7 +207,63 @@ def _value_and_error(model: str, sync: SyncConfig, types: dict[str, str]) -> tup
         mapping = {column: column for column in types}
     require_columns(model, types, list(mapping.values()), "message.columns")
     pairs = ", ".join(
-        f"{quote_literal(field)}, {json_value(column, types[column])}"
-        for field, column in mapping.items()
+        f"{quote_literal(name)}, {json_value(quote_identifier(column), types[column])}"
+        for name, column in mapping.items()
     )
     return f"CAST(json_object({pairs}) AS VARCHAR)", "NULL::VARCHAR"
+
+
+def select_messages(
+    messages: MessageColumns,
+    sync: SyncConfig,
+    events: list[str],
+    stored_columns: list[str],
+    changes: ChangeTable,
+) -> str:
+    """SQL selecting the messages of a sync's changes, in MESSAGE_COLUMNS order.
+
+    A removed row's message is rebuilt from its last known values: they were valid when
+    sent, and a value the snapshot never held is sent as null rather than failing forever.
+    """
+    removed = f"{changes.event} = 'removed'"
+    value = messages.value or "NULL::VARCHAR"
+    if sync.on_remove == "tombstone":
+        value = f"CASE WHEN {removed} THEN NULL ELSE {value} END"
+    parts = [
+        f"{changes.seq} AS seq",
+        f"{changes.event} AS event",
+        f"{messages.key} AS key",
+        f"{value} AS value",
+        f"{messages.row_key} AS row_key",
+        f"CASE WHEN {removed} THEN NULL ELSE {messages.row_error} END AS row_error",
+        f"{messages.topic} AS topic",
+        f"{messages.partition} AS partition",
+        *(f"{expr} AS header_{i}" for i, expr in enumerate(messages.headers.values())),
+    ]
+    if messages.template is not None:
+        read = messages.template.row_columns() or set(stored_columns)
+        fields = ", ".join(
+            f"{quote_identifier(c)} := {quote_identifier(c)}" for c in stored_columns if c in read
+        )
+        parts.append(f"struct_pack({fields}) AS {TEMPLATE_ROW}")
+        if changes.previous:
+            parts.append(f"{changes.previous} AS {TEMPLATE_PREVIOUS}")
+    wanted = ", ".join(quote_literal(e) for e in events) or "NULL"
+    return (
+        f"SELECT {', '.join(parts)} FROM {changes.table}"
+        f" WHERE {changes.event} IN ({wanted}) ORDER BY {changes.seq}"
+    )
+
+
+@dataclass(frozen=True)
+class ChangeTable:
+    """Where the diff left a sync's changes, and the names of its own columns."""
+
+    table: str
+    seq: str
+    event: str
+    previous: str | None  # the previous-values column, when the diff added it
+
+
+TEMPLATE_ROW = "template_row"
+TEMPLATE_PREVIOUS = "template_previous"

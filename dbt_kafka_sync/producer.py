@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from dbt_kafka_sync.config import EVENT_HEADER
 from dbt_kafka_sync.errors import KafkaError, ProfileError, quote_list
 
 if TYPE_CHECKING:
@@ -31,14 +32,47 @@ DEFAULT_PRODUCER_SETTINGS: dict[str, str | int | float | bool] = {
     "compression.type": "lz4",
     "message.timeout.ms": 120_000,
     "queue.buffering.max.messages": 500_000,
+    # The Java client's partitioner: the same key lands on the same partition from both.
+    "partitioner": "murmur2_random",
 }
 METADATA_TIMEOUT_S = 15.0
-EVENT_HEADER = "dbt-kafka-sync-event"
-_EVENT_HEADERS: dict[str, list[tuple[str, str | bytes | None]]] = {
+MESSAGE_COLUMNS = (
+    "seq", "event", "key", "value", "row_key", "row_error", "topic", "partition"
+)  # fmt: skip
+POLL_EVERY = 1_000  # serve delivery reports every N messages, keeping the queue moving
+
+Headers = list[tuple[str, str | bytes | None]]
+_EVENT_HEADERS: dict[str, Headers] = {
     event: [(EVENT_HEADER, event.encode())] for event in ("added", "changed", "removed")
 }
-_MESSAGE_COLUMNS = ("seq", "event", "key", "value", "row_key", "row_error")
-POLL_EVERY = 1_000  # serve delivery reports every N messages, keeping the queue moving
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What a sync's messages carry besides key and value, and where they may go.
+
+    Attributes:
+        partitions: topic -> partition count, for every topic the batch may name.
+        header_names: the configured headers, in the order of the batch's header columns.
+        event_header: add the event header to every message.
+    """
+
+    partitions: dict[str, int]
+    header_names: list[str]
+    event_header: bool
+
+    def headers(self, event: str, values: list[str | None]) -> Headers | None:
+        """Headers of one message: the configured ones that are not NULL, then the event."""
+        if not self.header_names:
+            return _EVENT_HEADERS[event] if self.event_header else None
+        headers: Headers = [
+            (name, value.encode())
+            for name, value in zip(self.header_names, values, strict=True)
+            if value is not None
+        ]
+        if self.event_header:
+            headers += _EVENT_HEADERS[event]
+        return headers or None
 
 
 @dataclass(frozen=True)
@@ -145,24 +179,25 @@ class Publisher:
     def _last_error(self, exc: Exception) -> str:
         return self._errors[-1] if self._errors else str(exc)
 
-    def publish(
-        self, topic: str, batches: Iterable[pa.RecordBatch], event_header: bool = True
-    ) -> Deliveries:
+    def publish(self, batches: Iterable[pa.RecordBatch], routing: Routing) -> Deliveries:
         """Send every message of the batches and wait for all delivery reports.
 
-        Each batch has the columns seq, event, key, value, row_key and row_error; rows
-        with a row_error are not sent and are reported as failed.
+        Each batch has the columns of MESSAGE_COLUMNS, then one per header of the
+        routing. Rows with a row_error, a NULL topic or a partition out of range are not
+        sent and are reported as failed.
         """
         deliveries = Deliveries()
-        for count, (seq, event, key, value, row_key, row_error) in enumerate(_rows(batches), 1):
-            if row_error is not None:
-                deliveries.failed[seq] = FailedRow(row_key, event, row_error)
-                continue
-            callback = partial(deliveries.on_delivery, seq, row_key, event)
-            headers = _EVENT_HEADERS[event] if event_header else None
-            refused = self._produce(topic, key, value, headers, callback)
-            if refused:
-                deliveries.failed[seq] = FailedRow(row_key, event, refused)
+        place = _Placement(routing.partitions)
+        for count, row in enumerate(_rows(batches, len(routing.header_names)), 1):
+            seq, event, key, value, row_key, row_error, topic, partition, *header_values = row
+            problem = row_error or place.check(topic, partition)
+            if not problem:
+                callback = partial(deliveries.on_delivery, seq, row_key, event)
+                headers = routing.headers(event, header_values)
+                partition = place.choose(topic, key, partition)
+                problem = self._produce(topic, key, value, partition, headers, callback)
+            if problem:
+                deliveries.failed[seq] = FailedRow(row_key, event, problem)
             else:
                 deliveries.produced += 1
             if count % POLL_EVERY == 0:
@@ -175,7 +210,8 @@ class Publisher:
         topic: str,
         key: str | None,
         value: str | None,
-        headers: list[tuple[str, str | bytes | None]] | None,
+        partition: int,
+        headers: Headers | None,
         callback: Any,
     ) -> str:
         """Queue one message; return why the client refused it, or '' once queued."""
@@ -184,7 +220,12 @@ class Publisher:
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=callback
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=partition,
+                    headers=headers,
+                    on_delivery=callback,
                 )
                 return ""
             except BufferError:
@@ -200,9 +241,43 @@ class Publisher:
             pass
 
 
-def _rows(
-    batches: Iterable[pa.RecordBatch],
-) -> Iterator[tuple[int, str, str | None, str | None, str | None, str | None]]:
+def _rows(batches: Iterable[pa.RecordBatch], headers: int) -> Iterator[tuple[Any, ...]]:
     for batch in batches:
-        columns = [batch.column(name).to_pylist() for name in _MESSAGE_COLUMNS]
+        columns = [batch.column(name).to_pylist() for name in MESSAGE_COLUMNS]
+        columns += [batch.column(header_column(i)).to_pylist() for i in range(headers)]
         yield from zip(*columns, strict=True)
+
+
+def header_column(index: int) -> str:
+    """Name of the batch column holding the value of the index-th configured header."""
+    return f"header_{index}"
+
+
+class _Placement:
+    """Checks and chooses partitions: the partition column, else the key, else round-robin."""
+
+    def __init__(self, partitions: dict[str, int]) -> None:
+        self.partitions = partitions
+        self.next_partition = dict.fromkeys(partitions, 0)
+
+    def check(self, topic: str | None, partition: int | None) -> str:
+        """Return why a message cannot go to this topic and partition, or ''."""
+        if topic is None:
+            return "the topic column is NULL"
+        if partition is not None and not 0 <= partition < self.partitions[topic]:
+            return (
+                f"partition {partition} is out of range: topic '{topic}' has"
+                f" {self.partitions[topic]} partition(s)"
+            )
+        return ""
+
+    def choose(self, topic: str, key: str | None, partition: int | None) -> int:
+        """Pick the partition; -1 lets the producer's murmur2 partitioner place the key."""
+        if partition is not None:
+            return partition
+        if key is not None:
+            return -1
+        # No key: spread evenly, one message per partition in turn.
+        chosen = self.next_partition[topic]
+        self.next_partition[topic] = (chosen + 1) % self.partitions[topic]
+        return chosen

@@ -25,12 +25,14 @@ from dbt_kafka_sync.profiles import (
 from dbt_kafka_sync.snapshot import SyncOutcome, record_outcome
 from dbt_kafka_sync.state import begin_run, finish_run, open_state, sync_id
 from dbt_kafka_sync.sync import SyncContext, SyncResult, sync_model
+from dbt_kafka_sync.templating import TemplateLoader
 from dbt_kafka_sync.warehouse.duckdb import DuckDBWarehouse
 
 if TYPE_CHECKING:
     import duckdb
 
     from dbt_kafka_sync.config import SyncConfig
+    from dbt_kafka_sync.producer import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,26 @@ class RunContext:
     kafka: KafkaTarget
     warehouse: DuckDBWarehouse
     state_path: Path
+    project_dir: Path
+
+    def sync_context(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        publisher: Publisher | None,
+        run_id: str,
+        full_refresh: bool,
+    ) -> SyncContext:
+        """What every sync of this run shares."""
+        return SyncContext(
+            connection=connection,
+            warehouse=self.warehouse,
+            publisher=publisher,
+            target=self.target_name,
+            run_id=run_id,
+            templates=TemplateLoader(self.project_dir),
+            started_at=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            full_refresh=full_refresh,
+        )
 
 
 @dataclass
@@ -86,6 +108,7 @@ def load_context(options: RunOptions) -> RunContext:
         kafka=kafka,
         warehouse=DuckDBWarehouse(output, project_dir),
         state_path=_absolute(options.state_path or Path(kafka.state_path), project_dir),
+        project_dir=project_dir,
     )
 
 
@@ -124,14 +147,7 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
         try:
             publisher = Publisher(context.kafka)
             publisher.partition_counts([])  # an unreachable cluster fails the run once, up front
-            sync_context = SyncContext(
-                connection,
-                context.warehouse,
-                publisher,
-                context.target_name,
-                report.run_id,
-                full_refresh,
-            )
+            sync_context = context.sync_context(connection, publisher, report.run_id, full_refresh)
             _sync_all(sync_context, context.models, report)
         except BaseException as exc:
             message = exc.render() if isinstance(exc, SyncError) else type(exc).__name__
@@ -145,9 +161,7 @@ def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
     """Count what a run would publish, with sample messages; publish and write nothing."""
     report = RunReport("plan")
     with state_connection(context.state_path, read_only=True) as connection:
-        sync_context = SyncContext(
-            connection, context.warehouse, None, context.target_name, "plan", full_refresh
-        )
+        sync_context = context.sync_context(connection, None, "plan", full_refresh)
         _sync_all(sync_context, context.models, report)
     return report
 
@@ -162,7 +176,7 @@ def _sync_all(context: SyncContext, models: list[SyncedModel], report: RunReport
             except (SyncError, duckdb.Error) as exc:
                 if isinstance(exc, duckdb.Error):  # e.g. a view over a dropped table
                     exc = WarehouseError(f"DuckDB failed: {exc}", model=model.name)
-                result = SyncResult(model.name, sync.name, sync.topic, error=exc.render())
+                result = SyncResult(model.name, sync.name, sync.destination, error=exc.render())
                 if context.publisher is not None:
                     _record_failed_sync(context, model, sync, result.error or "")
             for note in result.notes:
@@ -178,7 +192,7 @@ def _record_failed_sync(
         sync_id=sync_id(context.target, model.unique_id, sync.name),
         model=model.name,
         sync_name=sync.name,
-        topic=sync.topic,
+        topic=sync.destination,
         counts=ChangeCounts(),
         published=0,
         delivered=0,

@@ -87,19 +87,23 @@ def open_state(connection: duckdb.DuckDBPyConnection, path: Path, read_only: boo
         raise StateError(f"cannot open state {path}: {exc}") from None
     if not read_only:
         connection.execute(_TABLES)
-        _check_schema_version(connection, path)
+    _check_schema_version(connection, path, read_only)
     return True
 
 
-def _check_schema_version(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _check_schema_version(
+    connection: duckdb.DuckDBPyConnection, path: Path, read_only: bool
+) -> None:
+    if read_only and not has_state(connection):
+        return
     found = connection.execute(
         f"SELECT value FROM {ALIAS}.meta WHERE key = 'schema_version'"
     ).fetchall()
-    if not found:
+    if not found and not read_only:
         connection.execute(
             f"INSERT INTO {ALIAS}.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
         )
-    elif int(found[0][0]) != SCHEMA_VERSION:
+    elif found and int(found[0][0]) != SCHEMA_VERSION:
         raise StateError(
             f"state {path} has schema version {found[0][0]}; this version of dbt-kafka-sync"
             f" reads version {SCHEMA_VERSION}",

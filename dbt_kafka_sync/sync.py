@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.diff import (
     CHANGES,
     EVENT,
+    PREVIOUS,
     SEQ,
     ChangeCounts,
     DiffInput,
@@ -17,12 +19,13 @@ from dbt_kafka_sync.diff import (
     null_key_rows,
 )
 from dbt_kafka_sync.messages import (
-    MessageColumns,
+    ChangeTable,
     message_columns,
     require_columns,
     required_columns,
+    select_messages,
 )
-from dbt_kafka_sync.producer import Deliveries, FailedRow
+from dbt_kafka_sync.producer import Deliveries, FailedRow, Routing
 from dbt_kafka_sync.snapshot import (
     SnapshotView,
     SyncIdentity,
@@ -36,10 +39,12 @@ from dbt_kafka_sync.state import SyncRecord, fingerprint, load_sync, sync_id
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
     from dbt_kafka_sync.config import SyncConfig
     from dbt_kafka_sync.manifest import SyncedModel
     from dbt_kafka_sync.producer import Publisher
+    from dbt_kafka_sync.templating import MessageTemplate, TemplateLoader
     from dbt_kafka_sync.warehouse.duckdb import DuckDBWarehouse
 
 log = logging.getLogger(__name__)
@@ -57,7 +62,13 @@ class SyncContext:
     publisher: Publisher | None  # None for a dry run (`plan`)
     target: str
     run_id: str
+    templates: TemplateLoader
+    started_at: str = ""
     full_refresh: bool = False
+
+    def template_context(self, model: SyncedModel) -> dict[str, Any]:
+        """What every message of a template sync sees besides its row."""
+        return {"model": model.name, "run": {"id": self.run_id, "started_at": self.started_at}}
 
 
 @dataclass
@@ -90,13 +101,18 @@ def describe_columns(connection: duckdb.DuckDBPyConnection, relation: str) -> di
     return {str(row[0]): str(row[1]) for row in rows}
 
 
-def diff_input(model: str, sync: SyncConfig, relation: str, types: dict[str, str]) -> DiffInput:
+def diff_input(
+    model: str,
+    sync: SyncConfig,
+    relation: str,
+    types: dict[str, str],
+    template: MessageTemplate | None,
+) -> DiffInput:
     """Decide which columns the snapshot keeps and which ones count as a change."""
-    compare = sync.compare_columns or [
-        c for c in required_columns(sync, types) if c not in sync.primary_key
-    ]
+    required = required_columns(sync, types, template)
+    compare = sync.compare_columns or [c for c in required if c not in sync.primary_key]
     require_columns(model, types, compare, "compare_columns")
-    kept = set(required_columns(sync, types)) | set(compare) | set(sync.primary_key)
+    kept = set(required) | set(compare) | set(sync.primary_key)
     return DiffInput(
         relation=relation,
         primary_key=list(sync.primary_key),
@@ -105,14 +121,21 @@ def diff_input(model: str, sync: SyncConfig, relation: str, types: dict[str, str
     )
 
 
-def message_fingerprint(sync: SyncConfig) -> str:
+def message_fingerprint(sync: SyncConfig, template: MessageTemplate | None) -> str:
     """Fingerprint of what shapes a sync's messages, to notice when it changes."""
-    shaping = {
-        "topic": sync.topic,
-        "key_column": sync.key_column,
-        "message": sync.message.model_dump() if sync.message else None,
-        "on_remove": sync.on_remove,
-    }
+    shaping = sync.model_dump(
+        include={
+            "topic",
+            "topic_column",
+            "key_column",
+            "partition_column",
+            "headers",
+            "message",
+            "on_remove",
+            "event_header",
+        }
+    )
+    shaping["template_source"] = template.source if template else None  # a file's content
     return fingerprint(shaping)
 
 
@@ -125,14 +148,15 @@ class _Plan:
     view: SnapshotView | None
     events: list[str]
     query: str
+    template: MessageTemplate | None
 
 
 def sync_model(context: SyncContext, model: SyncedModel, sync: SyncConfig) -> SyncResult:
     """Run one sync: publish its changes (or, without a publisher, only count them)."""
-    result = SyncResult(model.name, sync.name, sync.topic)
+    result = SyncResult(model.name, sync.name, sync.destination)
     plan = _diff(context, model, sync, result)
     if context.publisher is None:
-        result.samples = _samples(context.connection, plan.query)
+        result.samples = _samples(context, model, sync, plan)
         result.published = _count(context.connection, plan.events)
         return result
     deliveries = _publish(context, model, sync, plan, result)
@@ -143,23 +167,29 @@ def sync_model(context: SyncContext, model: SyncedModel, sync: SyncConfig) -> Sy
 def _diff(context: SyncContext, model: SyncedModel, sync: SyncConfig, result: SyncResult) -> _Plan:
     """Validate the model against the config, then fill the temp table of changes."""
     connection = context.connection
+    template = context.templates.for_sync(model.name, sync.message)
     relation = context.warehouse.relation(connection, model)
-    diff = diff_input(model.name, sync, relation, describe_columns(connection, relation))
-    messages = message_columns(model.name, sync, diff.columns)
+    types = describe_columns(connection, relation)
+    diff = diff_input(model.name, sync, relation, types, template)
+    messages = message_columns(model.name, sync, diff.columns, template)
     check_duplicate_keys(connection, model.name, diff)
     result.rejected, result.rejected_examples = null_key_rows(connection, diff)
 
     record = load_sync(connection, sync_id(context.target, model.unique_id, sync.name))
     view = snapshot_view(model.name, diff, record, _duckdb_version()) if record else None
-    result.notes = _config_change_notes(sync, record, context) + (view.notes if view else [])
+    result.notes = _config_change_notes(sync, template, record, context)
+    result.notes += view.notes if view else []
+    with_previous = template is not None and template.reads_previous()
     result.counts = compute_changes(
-        connection, diff, view.sql if view else None, context.full_refresh
+        connection, diff, view.sql if view else None, context.full_refresh, with_previous
     )
     skip_initial = record is None and sync.initial_sync == "skip" and not context.full_refresh
     if skip_initial:
         result.notes.append("initial_sync: skip - the current rows are recorded, none is sent")
     events: list[str] = [] if skip_initial else list(sync.events)
-    return _Plan(diff, record, view, events, _messages_query(messages, sync, events))
+    changes = ChangeTable(CHANGES, SEQ, EVENT, PREVIOUS if with_previous else None)
+    query = select_messages(messages, sync, events, list(diff.columns), changes)
+    return _Plan(diff, record, view, events, query, template)
 
 
 def _publish(
@@ -167,11 +197,12 @@ def _publish(
 ) -> Deliveries:
     assert context.publisher is not None
     to_publish = _count(context.connection, plan.events)
+    partitions: dict[str, int] = {}
     if to_publish:
-        context.publisher.partition_counts([sync.topic])
-        log.info("%s: publishing %d messages to %s", model.name, to_publish, sync.topic)
-    batches = arrow_batches(context.connection, plan.query, BATCH_ROWS)
-    deliveries = context.publisher.publish(sync.topic, batches, sync.event_header)
+        partitions = context.publisher.partition_counts(_topics(context, sync, plan))
+        log.info("%s: publishing %d messages to %s", model.name, to_publish, sync.destination)
+    routing = Routing(partitions, list(sync.headers), sync.event_header)
+    deliveries = context.publisher.publish(_batches(context, model, sync, plan), routing)
     result.published = deliveries.produced
     result.delivered = len(deliveries.delivered)
     result.failed = len(deliveries.failed)
@@ -199,7 +230,7 @@ def _commit(
         sync_id=identity,
         model=model.name,
         sync_name=sync.name,
-        topic=sync.topic,
+        topic=sync.destination,
         counts=result.counts,
         published=result.published,
         delivered=result.delivered,
@@ -210,7 +241,7 @@ def _commit(
     )
     # A new message shape counts as adopted only once every row went out without error,
     # so that after failures the next run still warns that the config changed.
-    fingerprint = message_fingerprint(sync)
+    fingerprint = message_fingerprint(sync, plan.template)
     if plan.record is not None and not result.ok:
         fingerprint = plan.record.fingerprint
     sync_record = SyncIdentity(
@@ -218,7 +249,7 @@ def _commit(
         target=context.target,
         model_unique_id=model.unique_id,
         sync_name=sync.name,
-        topic=sync.topic,
+        topic=sync.destination,
         fingerprint=fingerprint,
         duckdb_version=_duckdb_version(),
     )
@@ -236,18 +267,29 @@ def _commit(
     )
 
 
-def _messages_query(messages: MessageColumns, sync: SyncConfig, events: list[str]) -> str:
-    value = messages.value
-    if sync.on_remove == "tombstone":
-        value = f"CASE WHEN {EVENT} = 'removed' THEN NULL ELSE {value} END"
-    # A removed row's message is rebuilt from its last known values; they were valid when
-    # sent, and a value the snapshot never held is sent as null rather than failing forever.
-    row_error = f"CASE WHEN {EVENT} = 'removed' THEN NULL ELSE {messages.row_error} END"
-    return (
-        f"SELECT {SEQ} AS seq, {EVENT} AS event, {messages.key} AS key, {value} AS value,"
-        f" {messages.row_key} AS row_key, {row_error} AS row_error"
-        f" FROM {CHANGES} WHERE {EVENT} IN ({events_list(events)}) ORDER BY {SEQ}"
-    )
+def _topics(context: SyncContext, sync: SyncConfig, plan: _Plan) -> list[str]:
+    """Every topic the sync's messages go to; all must exist before anything is sent."""
+    if sync.topic:
+        return [sync.topic]
+    rows = context.connection.execute(
+        f"SELECT DISTINCT topic FROM ({plan.query}) WHERE topic IS NOT NULL"
+    ).fetchall()
+    return [str(topic) for (topic,) in rows]
+
+
+def _batches(
+    context: SyncContext,
+    model: SyncedModel,
+    sync: SyncConfig,
+    plan: _Plan,
+    query: str | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Stream the messages; a template sync renders its values on the way."""
+    batches = arrow_batches(context.connection, query or plan.query, BATCH_ROWS)
+    if plan.template is None:
+        return iter(batches)
+    tombstone = sync.on_remove == "tombstone"
+    return plan.template.render_batches(batches, context.template_context(model), tombstone)
 
 
 def _count(connection: duckdb.DuckDBPyConnection, events: list[str]) -> int:
@@ -258,18 +300,25 @@ def _count(connection: duckdb.DuckDBPyConnection, events: list[str]) -> int:
 
 
 def _samples(
-    connection: duckdb.DuckDBPyConnection, query: str
+    context: SyncContext, model: SyncedModel, sync: SyncConfig, plan: _Plan
 ) -> list[tuple[str, str | None, str | None]]:
-    rows = connection.execute(
-        f"SELECT event, key, value FROM ({query}) LIMIT {SAMPLE_MESSAGES}"
-    ).fetchall()
-    return [(str(event), key, value) for event, key, value in rows]
+    """A few messages as they would be sent (or why they could not be)."""
+    query = f"SELECT * FROM ({plan.query}) LIMIT {SAMPLE_MESSAGES}"
+    samples = []
+    for batch in _batches(context, model, sync, plan, query):
+        for row in batch.select(["event", "key", "value", "row_error"]).to_pylist():
+            shown = row["value"] if row["row_error"] is None else f"<{row['row_error']}>"
+            samples.append((str(row["event"]), row["key"], shown))
+    return samples
 
 
 def _config_change_notes(
-    sync: SyncConfig, record: SyncRecord | None, context: SyncContext
+    sync: SyncConfig,
+    template: MessageTemplate | None,
+    record: SyncRecord | None,
+    context: SyncContext,
 ) -> list[str]:
-    if record is None or record.fingerprint == message_fingerprint(sync):
+    if record is None or record.fingerprint == message_fingerprint(sync, template):
         return []
     if context.full_refresh:
         return ["the message config changed; --full-refresh resends every row in the new shape"]

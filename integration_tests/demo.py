@@ -16,7 +16,19 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import kafka_local  # noqa: E402  (the test harness's broker, shared with the demo)
 
-TOPICS = ("demo.customers", "demo.orders", "demo.customer_profiles")
+TOPICS = tuple(
+    f"demo.{name}"
+    for name in (
+        "customers",
+        "orders",
+        "customer_profiles",
+        "customer_events",
+        "order_notifications",
+        "tricky_columns",
+        "tricky_column",
+        "tricky_template",
+    )
+)
 STATE_DIR = HERE.parent / ".kafka-local"
 
 

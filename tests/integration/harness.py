@@ -15,7 +15,17 @@ import kafka_local
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-MODELS = ("customers", "orders", "customer_profiles")
+# Topics of the example project's syncs (each prefixed per test).
+TOPICS = (
+    "customers",
+    "orders",
+    "customer_profiles",
+    "customer_events",
+    "order_notifications",
+    "tricky_columns",
+    "tricky_column",
+    "tricky_template",
+)
 EXAMPLE_PROJECT = REPO / "integration_tests"
 
 
@@ -59,7 +69,7 @@ class Project:
             timeout=300,
         )
 
-    def build(self, kafka: Kafka, topics: tuple[str, ...] = MODELS, partitions: int = 1) -> str:
+    def build(self, kafka: Kafka, topics: tuple[str, ...] = TOPICS, partitions: int = 1) -> str:
         """Create the example's topics under a fresh prefix, then `dbt build` with it."""
         prefix = f"it-{uuid.uuid4().hex[:10]}."
         for model in topics:

@@ -55,7 +55,24 @@ def test_columns_mapping_and_list() -> None:
             id="typo-nested",
         ),
         pytest.param({"topic": "t"}, ["kafka_sync.primary_key is required"], id="missing-key"),
-        pytest.param({"primary_key": "id"}, ["kafka_sync.topic is required"], id="missing-topic"),
+        pytest.param(
+            {"primary_key": "id"}, ["exactly one of 'topic' or 'topic_column'"], id="no-topic"
+        ),
+        pytest.param(
+            {**VALID, "topic_column": "t"},
+            ["exactly one of 'topic' or 'topic_column'"],
+            id="two-topics",
+        ),
+        pytest.param(
+            {**VALID, "headers": {"dbt-kafka-sync-event": "c"}},
+            ["is the event header"],
+            id="event-header-clash",
+        ),
+        pytest.param(
+            {**VALID, "message": {"template": "{}", "template_file": "t.liquid"}},
+            ["got 'template', 'template_file'"],
+            id="two-templates",
+        ),
         pytest.param(
             {**VALID, "events": ["added", "deleted"]}, ["kafka_sync.events.1"], id="bad-event"
         ),
@@ -64,7 +81,7 @@ def test_columns_mapping_and_list() -> None:
         ),
         pytest.param(
             {**VALID, "message": {"columns": ["a"], "column": "b"}},
-            ["exactly one of 'columns' or 'column'", "'columns', 'column'"],
+            ["exactly one of 'template', 'template_file', 'column', 'columns'", "got 'column',"],
             id="two-modes",
         ),
         pytest.param({**VALID, "message": {}}, ["exactly one of"], id="no-mode"),

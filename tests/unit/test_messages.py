@@ -105,3 +105,30 @@ def test_unknown_column_is_a_config_error(
         build(connection, block)
     assert f"column '{column}'" in raised.value.render()
     assert "the model's columns are 'id', 'quoted'" in raised.value.render()
+
+
+def test_nested_values_are_valid_json_at_any_depth() -> None:
+    con = duckdb.connect()
+    con.execute(
+        """
+        CREATE TABLE nested AS SELECT
+            1 AS id,
+            [1.5, 'nan'::DOUBLE, 'inf'::DOUBLE] AS floats,
+            {'at': TIMESTAMP '2024-01-02 03:04:05', 'score': 'nan'::DOUBLE, 'n': 1} AS info,
+            [{'tz': TIMESTAMPTZ '2024-01-02 03:04:05+02', 'b': 'ab'::BLOB}] AS events,
+            MAP {'k': TIMESTAMP '2024-01-01 00:00:00'} AS stamps,
+            NULL::STRUCT("at" TIMESTAMP) AS missing
+        """
+    )
+    [sync] = parse_syncs("nested", {"primary_key": "id", "topic": "t"})
+    columns = message_columns("nested", sync, describe_columns(con, "nested"))
+    [(value,)] = con.execute(f"SELECT {columns.value} FROM nested").fetchall()
+    assert json.loads(value) == {
+        "id": 1,
+        "floats": [1.5, None, None],
+        "info": {"at": "2024-01-02T03:04:05", "score": None, "n": 1},
+        "events": [{"tz": "2024-01-02T01:04:05Z", "b": "YWI="}],
+        "stamps": {"k": "2024-01-01T00:00:00"},
+        "missing": None,
+    }
+    json.loads(value, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))

@@ -1,0 +1,304 @@
+"""Liquid templates that render a row into a JSON message.
+
+One environment for every template of a run:
+- undefined variables are errors (StrictUndefined), never silently empty;
+- `{{ row.x | json }}` writes a JSON literal for any value (exact decimals, ISO dates,
+  base64 bytes, nested lists and objects, null);
+- a string written bare, as in `"{{ row.name }}"`, is escaped for a JSON string, so a
+  quote, a backslash or a newline in the data cannot break the message;
+- `{{ row.payload | raw_json }}` writes a string that already holds JSON as it is.
+Every rendered message is then checked to be valid JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from dbt_kafka_sync.errors import ConfigError, quote_list
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from liquid import BoundTemplate, Environment
+    from liquid.builtin.output import OutputNode
+    from liquid.context import RenderContext
+
+ROW_VARIABLES = ("row", "previous")  # the context variables that hold a row's columns
+CONTEXT_VARIABLES = {"row", "previous", "event", "model", "run"}
+
+
+class JsonText(str):
+    """Text that already is JSON: written into the message as it is."""
+
+    __slots__ = ()
+
+
+def json_literal(value: object) -> JsonText:
+    """Return any row value as a JSON literal (the `json` filter)."""
+    return JsonText(to_json(value))
+
+
+def raw_json(value: object) -> JsonText:
+    """Mark a string that already holds JSON, to write it unescaped (the `raw_json` filter)."""
+    return JsonText("null" if value is None else str(value))
+
+
+def to_json(value: Any) -> str:
+    """Write a Python value from a row as JSON text, the way the columns mode writes it.
+
+    Decimals keep every digit (json.dumps would go through a float), NaN and Infinity
+    become null, instants are ISO 8601 in UTC, bytes base64.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "null"
+    if isinstance(value, Decimal):
+        return format(value, "f") if value.is_finite() else "null"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{to_json(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(to_json(v) for v in value) + "]"
+    return json.dumps(_scalar_text(value), ensure_ascii=False)
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        # As the columns mode writes them: no zero fraction digits, instants in UTC with 'Z'.
+        zone = value.tzinfo is not None
+        moment: dt.datetime = (
+            value.astimezone(dt.timezone.utc).replace(tzinfo=None) if zone else value
+        )
+        text = moment.isoformat()
+        if "." in text:
+            text = text.rstrip("0")
+        return text + ("Z" if zone else "")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    return str(value)  # UUID, timedelta and other scalars: their text
+
+
+def _json_safe_output_tag() -> type:
+    """The `{{ ... }}` statement, JSON-escaping bare strings (built lazily: liquid is heavy)."""
+    from liquid.builtin.output import Output, OutputNode
+    from liquid.stringify import to_liquid_string
+
+    class JsonSafeOutputNode(OutputNode):
+        def render_to_output(self, context: RenderContext, buffer: TextIO) -> int:
+            value = self.expression.evaluate(context)
+            if isinstance(value, JsonText):
+                return buffer.write(value)
+            if isinstance(value, str):
+                return buffer.write(json.dumps(value, ensure_ascii=False)[1:-1])
+            if isinstance(value, Decimal):
+                return buffer.write(format(value, "f"))
+            if isinstance(value, dt.datetime):
+                return buffer.write(_scalar_text(value))  # ISO 8601 also when written bare
+            return buffer.write(to_liquid_string(value, autoescape=False))
+
+    class JsonSafeOutput(Output):
+        node_class: type[OutputNode] = JsonSafeOutputNode
+
+    return JsonSafeOutput
+
+
+def make_environment() -> Environment:
+    """Build the Liquid environment shared by every template of a run."""
+    from liquid import Environment, StrictUndefined
+
+    environment = Environment(undefined=StrictUndefined)
+    environment.add_tag(_json_safe_output_tag())
+    environment.add_filter("json", json_literal)
+    environment.add_filter("raw_json", raw_json)
+    return environment
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A parsed template and what it reads from a row."""
+
+    name: str
+    source: str
+    template: BoundTemplate
+
+    def row_columns(self) -> set[str] | None:
+        """Columns the template reads from `row` or `previous`; None when it uses a whole row."""
+        columns: set[str] = set()
+        analysis = self.template.analyze()
+        for variable in ROW_VARIABLES:
+            for reference in analysis.globals.get(variable, []):
+                column = reference.segments[1] if len(reference.segments) > 1 else None
+                if isinstance(column, str):
+                    columns.add(column)
+                elif variable == "row":
+                    return None  # `row | json`, `row[name]`: the whole row may be read
+                # A bare `previous` (`{% if previous %}`) holds the same columns as `row`.
+        return columns
+
+    def check(self, model: str, columns: Iterable[str]) -> None:
+        """Fail before publishing when the template reads a column the model lacks.
+
+        Raises:
+            ConfigError: naming the template, the line and column, and the model column.
+        """
+        available = set(columns)
+        analysis = self.template.analyze()
+        for name, references in analysis.globals.items():
+            if name not in CONTEXT_VARIABLES:
+                self._fail(model, name, references[0].span, f"unknown variable '{name}'")
+            if name not in ROW_VARIABLES:
+                continue
+            for reference in references:
+                column = reference.segments[1] if len(reference.segments) > 1 else None
+                if isinstance(column, str) and column not in available:
+                    self._fail(
+                        model,
+                        column,
+                        reference.span,
+                        f"{name}.{column} reads a column the model does not have"
+                        f" (its columns: {quote_list(sorted(available))})",
+                    )
+
+    def reads_previous(self) -> bool:
+        """Tell whether the template uses `previous` (which costs a join with the snapshot)."""
+        return "previous" in self.template.analyze().globals
+
+    def _fail(self, model: str, column: str, span: Any, message: str) -> None:
+        line, col = span.line_col(self.source)
+        raise ConfigError(
+            message,
+            model=model,
+            column=column,
+            location=f"template {self.name}, line {line}, column {col}",
+            hint="`row` holds the model's columns, `previous` a changed row's old values;"
+            " also available: event, model, run.id, run.started_at",
+        )
+
+    def render(self, context: dict[str, Any]) -> tuple[str | None, str | None]:
+        """Render one message; return (value, None), or (None, why it cannot be sent)."""
+        from liquid.exceptions import LiquidError
+
+        try:
+            text = self.template.render(**context)
+        except LiquidError as exc:
+            return None, f"template error: {str(exc).splitlines()[0]}"
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            return None, (
+                f"the template's output is not valid JSON ({exc}); write values with"
+                " `{{ row.x | json }}`"
+            )
+        return text, None
+
+    def render_batches(
+        self,
+        batches: Iterable[pa.RecordBatch],
+        context: dict[str, Any],
+        tombstone: bool,
+    ) -> Iterator[pa.RecordBatch]:
+        """Fill the value (or row_error) of each message batch by rendering its rows.
+
+        Args:
+            batches: message batches with the template's row (and previous) columns.
+            context: what every message sees: model and run.
+            tombstone: removed rows are tombstones, with nothing to render.
+        """
+        import pyarrow as pa
+
+        for batch in batches:
+            names = batch.schema.names
+            values, errors = self._render_batch(batch, context, tombstone)
+            columns = [
+                values if name == "value" else errors if name == "row_error" else column
+                for name, column in zip(names, batch.columns, strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(columns, names=names)
+
+    def _render_batch(
+        self, batch: pa.RecordBatch, context: dict[str, Any], tombstone: bool
+    ) -> tuple[pa.Array, pa.Array]:
+        import pyarrow as pa
+
+        from dbt_kafka_sync.messages import TEMPLATE_PREVIOUS, TEMPLATE_ROW
+
+        rows = batch.column(TEMPLATE_ROW).to_pylist()
+        events = batch.column("event").to_pylist()
+        errors = batch.column("row_error").to_pylist()
+        names = batch.schema.names
+        previous = (
+            batch.column(TEMPLATE_PREVIOUS).to_pylist()
+            if TEMPLATE_PREVIOUS in names
+            else [None] * len(rows)
+        )
+        values: list[str | None] = []
+        for index, row in enumerate(rows):
+            if errors[index] is not None or (tombstone and events[index] == "removed"):
+                values.append(None)
+                continue
+            scope = {**context, "row": row, "previous": previous[index], "event": events[index]}
+            value, errors[index] = self.render(scope)
+            values.append(value)
+        return pa.array(values, type=pa.string()), pa.array(errors, type=pa.string())
+
+
+def load_template(
+    environment: Environment, model: str, inline: str | None, file: str | None, root: Path
+) -> MessageTemplate:
+    """Parse an inline template or a template file (relative to the dbt project).
+
+    Raises:
+        ConfigError: when the file is missing or the template does not parse.
+    """
+    from liquid.exceptions import LiquidError
+
+    if file is not None:
+        path = root / file
+        if not path.is_file():
+            raise ConfigError(
+                f"template_file {file} not found (looked at {path})",
+                model=model,
+                hint="template_file is relative to the dbt project folder",
+            )
+        name, source = file, path.read_text(encoding="utf-8")
+    else:
+        name, source = f"<inline template of {model}>", inline or ""
+    try:
+        template = environment.from_string(source, name=name)
+    except LiquidError as exc:
+        raise ConfigError(f"the template does not parse: {exc}", model=model) from None
+    return MessageTemplate(name, source, template)
+
+
+class TemplateLoader:
+    """Parses each sync's template once per run, in one shared environment."""
+
+    def __init__(self, project_dir: Path) -> None:
+        self.project_dir = project_dir
+        self._environment: Environment | None = None
+
+    def for_sync(self, model: str, message: Any) -> MessageTemplate | None:
+        """The template of a sync's `message` block, or None for the other modes."""
+        if message is None or (message.template is None and message.template_file is None):
+            return None
+        if self._environment is None:
+            self._environment = make_environment()
+        return load_template(
+            self._environment, model, message.template, message.template_file, self.project_dir
+        )

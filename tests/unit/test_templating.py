@@ -1,0 +1,154 @@
+"""Liquid templates: JSON-safe output, the json filter, and checks before publishing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbt_kafka_sync.errors import ConfigError
+from dbt_kafka_sync.templating import MessageTemplate, load_template, make_environment, to_json
+
+ENVIRONMENT = make_environment()
+
+
+def template(source: str) -> MessageTemplate:
+    return load_template(ENVIRONMENT, "customers", source, None, Path("."))
+
+
+def render(source: str, row: dict[str, Any], **context: Any) -> tuple[str | None, str | None]:
+    return template(source).render({"row": row, "event": "added", **context})
+
+
+TRICKY = 'say "hi" \\ back\nslash\ttab 😀'
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(
+            Decimal("12345678901234567890.123456789"),
+            "12345678901234567890.123456789",
+            id="big-decimal",
+        ),
+        pytest.param(Decimal("5.00"), "5.00", id="decimal-scale"),
+        pytest.param(Decimal("NaN"), "null", id="decimal-nan"),
+        pytest.param(float("inf"), "null", id="infinity"),
+        pytest.param(1.5, "1.5", id="float"),
+        pytest.param(True, "true", id="bool"),
+        pytest.param(None, "null", id="null"),
+        pytest.param(TRICKY, json.dumps(TRICKY, ensure_ascii=False), id="string"),
+        pytest.param(dt.date(2024, 2, 29), '"2024-02-29"', id="date"),
+        pytest.param(
+            dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            '"2024-01-02T01:04:05Z"',
+            id="instant-in-utc",
+        ),
+        pytest.param(
+            dt.datetime(2024, 1, 2, 3, 4, 5, 123456),
+            '"2024-01-02T03:04:05.123456"',
+            id="naive-timestamp",
+        ),
+        pytest.param(b"ab\x00", '"YWIA"', id="bytes-base64"),
+        pytest.param([1, None, {"a": float("nan")}], '[1,null,{"a":null}]', id="nested"),
+    ],
+)
+def test_json_literal_of_row_values(value: Any, expected: str) -> None:
+    assert to_json(value) == expected
+    assert render("{{ row.v | json }}", {"v": value}) == (expected, None)
+
+
+def test_bare_strings_are_escaped_so_quotes_cannot_break_the_message() -> None:
+    value, error = render(
+        '{"name": "{{ row.name }}", "upper": "{{ row.name | upcase }}"}', {"name": TRICKY}
+    )
+    assert error is None and value is not None
+    assert json.loads(value) == {"name": TRICKY, "upper": TRICKY.upper()}
+
+
+def test_raw_json_embeds_a_json_string_as_is() -> None:
+    assert render('{"p": {{ row.payload | raw_json }}}', {"payload": '{"x": [1]}'}) == (
+        '{"p": {"x": [1]}}',
+        None,
+    )
+
+
+def test_invalid_output_is_a_row_error_with_a_hint() -> None:
+    value, error = render('{"n": {{ row.n }}}', {"n": None})  # nil writes nothing
+    assert value is None
+    assert error is not None and "not valid JSON" in error and "| json" in error
+
+
+def test_undefined_values_are_row_errors_not_silently_empty() -> None:
+    value, error = render('{"p": {{ previous.email | json }}}', {"email": "x"}, previous=None)
+    assert value is None
+    assert error is not None and error.startswith("template error:")
+
+
+def test_context_has_event_model_run_and_previous() -> None:
+    source = (
+        '{"e": {{ event | json }}, "m": {{ model | json }}, "r": {{ run.id | json }},'
+        ' "was": {{ previous.name | json }}, "is": {{ row.name | json }}}'
+    )
+    value, error = template(source).render(
+        {
+            "row": {"name": "new"},
+            "previous": {"name": "old"},
+            "event": "changed",
+            "model": "customers",
+            "run": {"id": "r1", "started_at": "t"},
+        }
+    )
+    assert error is None
+    assert json.loads(value or "") == {
+        "e": "changed",
+        "m": "customers",
+        "r": "r1",
+        "was": "old",
+        "is": "new",
+    }
+
+
+def test_columns_read_by_a_template() -> None:
+    assert template(
+        "{{ row.a | json }}{% if previous %}{{ previous.b }}{% endif %}"
+    ).row_columns() == {"a", "b"}
+    assert template("{{ row | json }}").row_columns() is None  # the whole row
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param(
+            '{\n  "x": {{ row.missing | json }}}',
+            [
+                "column 'missing'",
+                "row.missing reads a column the model does not have",
+                "line 2, column 10",
+            ],
+            id="unknown-column",
+        ),
+        pytest.param('{"x": {{ rows.id }}}', ["unknown variable 'rows'"], id="unknown-variable"),
+    ],
+)
+def test_template_checked_against_the_model_before_publishing(
+    source: str, expected: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        template(source).check("customers", ["id", "name"])
+    message = raised.value.render()
+    assert message.startswith("model 'customers'")
+    for fragment in expected:
+        assert fragment in message
+
+
+def test_template_file_missing_or_broken(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"template_file t\.liquid not found"):
+        load_template(ENVIRONMENT, "m", None, "t.liquid", tmp_path)
+    (tmp_path / "t.liquid").write_text("{% if %}")
+    with pytest.raises(ConfigError, match="the template does not parse"):
+        load_template(ENVIRONMENT, "m", None, "t.liquid", tmp_path)
