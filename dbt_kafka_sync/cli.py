@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -136,7 +136,7 @@ class _RunByDefault(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] in _GROUP_FLAGS:
             return super().parse_args(ctx, args)
-        position = next((i for i, arg in enumerate(args) if arg in self.commands), None)
+        position = _command_position(args, self.commands)
         if position is None:
             args = ["run", *args]
         else:
@@ -145,6 +145,22 @@ class _RunByDefault(click.Group):
 
 
 _GROUP_FLAGS = {"--help", "-h", "--version"}
+_FLAGS = {*_GROUP_FLAGS, "--full-refresh", "--yes", "-y"}  # options that take no value
+
+
+def _command_position(args: list[str], commands: Mapping[str, object]) -> int | None:
+    """Where the command name is, skipping option values (`--log-level debug` is no command)."""
+    expects_value = False
+    for index, arg in enumerate(args):
+        if expects_value:
+            expects_value = False
+        elif arg.startswith("-"):
+            expects_value = arg not in _FLAGS and "=" not in arg
+        elif arg in commands:
+            return index
+        else:
+            return None  # a positional argument before any command: not ours to move
+    return None
 
 
 @click.group(cls=_RunByDefault, context_settings={"help_option_names": ["--help", "-h"]})
@@ -236,6 +252,28 @@ def reset_command(options: Any, model: str, yes: bool) -> None:
         click.echo(f"nothing to reset: no sync of '{model}' in the state")
     for identity in forgotten:
         click.echo(f"reset {identity}")
+
+
+@main.command("debug")
+@_project_options
+@_select_option
+@_handle_errors
+def debug_command(options: Any) -> None:
+    """Check the profile, the manifest, the connection and every topic; publish nothing."""
+    from dbt_kafka_sync.debug import run_checks
+
+    failed = False
+    for item in run_checks(
+        options.project_dir, options.profiles_dir, options.target, options.select
+    ):
+        if isinstance(item, dict):
+            output.print_profile(item)
+            continue
+        output.print_check(item)
+        failed |= not item.ok
+    click.echo("Some checks failed." if failed else "All checks passed!")
+    if failed:
+        sys.exit(EXIT_FAILED)
 
 
 def _read_state(path: Path) -> Any:

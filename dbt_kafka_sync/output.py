@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
+import yaml
 
 if TYPE_CHECKING:
     from dbt_kafka_sync.runner import RunReport
@@ -122,3 +123,19 @@ def print_run_details(
         click.echo("  failed rows:")
     for model, row_key, event, reason in failed:
         click.echo(f"    {model} row key {row_key!r} ({event}): {reason}")
+
+
+def print_profile(profile: dict[str, Any]) -> None:
+    """The resolved kafka_sync output, secrets already masked."""
+    click.echo(
+        yaml.safe_dump(profile, sort_keys=False, default_flow_style=False)
+        .rstrip()
+        .replace("\n", "\n    ")
+        .join(("    ", ""))
+    )
+
+
+def print_check(check: Any) -> None:
+    """One line of `debug`: OK or FAIL, what was checked and what was found."""
+    status, colour = ("OK  ", "green") if check.ok else ("FAIL", "red")
+    click.secho(f"{status} {check.name}: {check.detail}", fg=colour)

@@ -7,15 +7,19 @@ delivery report of each message says exactly which row is safely in Kafka.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.config import EVENT_HEADER
+from dbt_kafka_sync.connection import describe, security_settings
 from dbt_kafka_sync.errors import KafkaError, ProfileError, quote_list
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
 
     from dbt_kafka_sync.profiles import KafkaTarget
@@ -35,7 +39,7 @@ DEFAULT_PRODUCER_SETTINGS: dict[str, str | int | float | bool] = {
     # The Java client's partitioner: the same key lands on the same partition from both.
     "partitioner": "murmur2_random",
 }
-METADATA_TIMEOUT_S = 15.0
+CONNECT_TIMEOUT_S = 15.0  # an unreachable cluster fails within this; bad credentials at once
 MESSAGE_COLUMNS = (
     "seq", "event", "key", "value", "row_key", "row_error", "topic", "partition"
 )  # fmt: skip
@@ -114,31 +118,52 @@ class _ClientLog:
 
 
 def describe_kafka_error(error: Any) -> str:
-    """A client error as one readable line: what happened and its Kafka error code."""
+    """Return a client error as one readable line: what happened and its Kafka error code."""
     if hasattr(error, "str") and hasattr(error, "name"):
         return f"{error.str()} ({error.name()})"
     return str(error)
 
 
-def producer_settings(target: KafkaTarget) -> dict[str, Any]:
+def _error_name(error: Any) -> str:
+    return str(error.name()) if hasattr(error, "name") else ""
+
+
+def producer_settings(target: KafkaTarget, base_dir: Path) -> dict[str, Any]:
     """Build the librdkafka configuration for a profile output."""
     settings: dict[str, Any] = dict(DEFAULT_PRODUCER_SETTINGS)
     settings.update(target.producer)
+    settings.update(security_settings(target, base_dir))
     settings["bootstrap.servers"] = target.bootstrap_servers
     settings["client.id"] = target.client_id
     return settings
 
 
+# Client errors that retrying cannot fix: stop waiting and say what to check.
+_HINTS = {
+    "_AUTHENTICATION": "check the credentials in the auth block (user, password, mechanism,"
+    " or the AWS identity) and that the broker allows this mechanism on that listener",
+    "_SSL": "check the tls block: the CA (ca_file / ca_pem) must have signed the broker's"
+    " certificate, and the certificate must name the host in bootstrap_servers"
+    " (verify_hostname); with mTLS, the client certificate and key",
+    "_RESOLVE": "check the host names in bootstrap_servers",
+}
+_TRANSPORT_HINT = (
+    "check bootstrap_servers (and --target), that the brokers are up and reachable from this"
+    " machine, and that the port speaks the protocol the profile implies (PLAINTEXT, SSL,"
+    " SASL_PLAINTEXT or SASL_SSL)"
+)
+
+
 class Publisher:
     """One producer for a whole run."""
 
-    def __init__(self, target: KafkaTarget) -> None:
+    def __init__(self, target: KafkaTarget, base_dir: Path) -> None:
         from confluent_kafka import KafkaException, Producer
 
         self.target = target
-        self._errors: list[str] = []
-        settings = producer_settings(target)
-        settings["error_cb"] = self._on_client_error
+        self._errors: list[Any] = []
+        settings = producer_settings(target, base_dir)
+        settings["error_cb"] = self._errors.append
         settings["logger"] = _ClientLog()
         try:
             self._producer = Producer(settings)
@@ -149,24 +174,45 @@ class Publisher:
                 " librdkafka's CONFIGURATION.md",
             ) from None
 
-    def _on_client_error(self, error: Any) -> None:
-        # Connection problems arrive here; they are reported when an operation fails.
-        self._errors.append(str(error))
-        log.debug("kafka client error: %s", error)
+    def metadata(self) -> Any:
+        """Fetch cluster metadata: connects and authenticates, failing fast when it cannot.
+
+        Raises:
+            KafkaError: naming the brokers, protocol and mechanism, the client's reason and
+                what to check; within CONNECT_TIMEOUT_S at most.
+        """
+        from confluent_kafka import KafkaException
+
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            try:
+                return self._producer.list_topics(timeout=1.0)
+            except KafkaException as exc:
+                failure: Any = exc.args[0] if exc.args else exc
+            unrecoverable = self._unrecoverable_error()
+            if unrecoverable is not None or time.monotonic() >= deadline:
+                raise self._connection_error(unrecoverable or self._last_error(failure))
+
+    def _unrecoverable_error(self) -> Any | None:
+        for error in self._errors:
+            if _error_name(error) in _HINTS:
+                return error
+        return None
+
+    def _last_error(self, failure: Any) -> Any:
+        # "1/1 brokers are down" says less than the connection error that came before it.
+        telling = [e for e in self._errors if _error_name(e) != "_ALL_BROKERS_DOWN"]
+        return telling[-1] if telling else failure
+
+    def _connection_error(self, error: Any) -> KafkaError:
+        return KafkaError(
+            f"cannot connect to Kafka at {describe(self.target)}: {describe_kafka_error(error)}",
+            hint=_HINTS.get(_error_name(error), _TRANSPORT_HINT),
+        )
 
     def partition_counts(self, topics: Iterable[str]) -> dict[str, int]:
         """Check that every topic exists (topics are never auto-created); return partitions."""
-        from confluent_kafka import KafkaException
-
-        try:
-            metadata = self._producer.list_topics(timeout=METADATA_TIMEOUT_S)
-        except KafkaException as exc:
-            raise KafkaError(
-                f"cannot reach the Kafka brokers {self.target.bootstrap_servers}: "
-                f"{self._last_error(exc)}",
-                hint="check bootstrap_servers in the kafka_sync profile (and --target), and "
-                "that the brokers are up and reachable from this machine",
-            ) from None
+        metadata = self.metadata()
         wanted = sorted(set(topics))
         missing = [topic for topic in wanted if topic not in metadata.topics]
         if missing:
@@ -175,9 +221,6 @@ class Publisher:
                 hint="create them first; dbt-kafka-sync never creates topics",
             )
         return {topic: len(metadata.topics[topic].partitions) for topic in wanted}
-
-    def _last_error(self, exc: Exception) -> str:
-        return self._errors[-1] if self._errors else str(exc)
 
     def publish(self, batches: Iterable[pa.RecordBatch], routing: Routing) -> Deliveries:
         """Send every message of the batches and wait for all delivery reports.

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dbt_kafka_sync.config import describe_validation_error
+from dbt_kafka_sync.connection import AuthConfig, TlsConfig
 from dbt_kafka_sync.errors import ProfileError, quote_list
 
 KAFKA_PROFILE = "kafka_sync"
@@ -29,8 +30,28 @@ class KafkaTarget(BaseModel):
 
     bootstrap_servers: str = Field(min_length=1)
     client_id: str = "dbt-kafka-sync"
+    auth: AuthConfig | None = None
+    tls: TlsConfig | None = None
     producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
     state_path: str = DEFAULT_STATE_PATH
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_shorthand(cls, value: Any) -> Any:
+        # `tls: true` is TLS with the system's trusted CAs (e.g. Confluent Cloud).
+        if value is True:
+            return {}
+        return None if value is False else value
+
+    @field_validator("producer")
+    @classmethod
+    def _no_secrets_in_producer(cls, value: dict[str, Any]) -> dict[str, Any]:
+        secret = sorted(key for key in value if _is_secret_setting(key))
+        if secret:
+            raise ValueError(
+                f"{', '.join(secret)} belong in the auth or tls block, where they are kept secret"
+            )
+        return value
 
     @field_validator("bootstrap_servers", mode="before")
     @classmethod
@@ -38,6 +59,10 @@ class KafkaTarget(BaseModel):
         if isinstance(value, list):
             return ",".join(str(server).strip() for server in value)
         return value
+
+
+def _is_secret_setting(key: str) -> bool:
+    return any(word in key for word in ("password", "secret", "sasl.jaas", "key.pem"))
 
 
 @dataclass(frozen=True)

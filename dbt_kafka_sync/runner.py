@@ -142,11 +142,12 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     if not context.models:
         log.warning("no model has a kafka_sync block in its meta; nothing to do")
         return report
+    # Connect and authenticate first: a broker that cannot be reached changes nothing.
+    publisher = Publisher(context.kafka, context.project_dir)
+    publisher.metadata()
     with state_connection(context.state_path, read_only=False) as connection:
         begin_run(connection, report.run_id, "run", context.target_name)
         try:
-            publisher = Publisher(context.kafka)
-            publisher.partition_counts([])  # an unreachable cluster fails the run once, up front
             sync_context = context.sync_context(connection, publisher, report.run_id, full_refresh)
             _sync_all(sync_context, context.models, report)
         except BaseException as exc:

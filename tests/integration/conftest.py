@@ -33,10 +33,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
         broker.stop()
 
 
-@pytest.fixture
-def project(tmp_path: Path, kafka: Kafka) -> Project:
+def copy_example(path: Path, kafka: Kafka) -> Project:
     """A fresh copy of integration_tests/ with dbt deps installed; not built yet."""
-    path = tmp_path / "project"
     shutil.copytree(
         EXAMPLE_PROJECT,
         path,
@@ -52,4 +50,22 @@ def project(tmp_path: Path, kafka: Kafka) -> Project:
     env.pop("DBT_DUCKDB_PATH", None)
     project = Project(path, env)
     project.dbt("deps")
+    return project
+
+
+@pytest.fixture
+def project(tmp_path: Path, kafka: Kafka) -> Project:
+    """A fresh copy of the example project for one test."""
+    return copy_example(tmp_path / "project", kafka)
+
+
+@pytest.fixture(scope="module")
+def built_project(tmp_path_factory: pytest.TempPathFactory, kafka: Kafka) -> Project:
+    """One copy of the example project, built once, shared by a module's tests.
+
+    Tests that share it give each their own kafka_sync output (--target): a snapshot
+    belongs to a target, so each test's first run publishes every row.
+    """
+    project = copy_example(tmp_path_factory.mktemp("shared") / "project", kafka)
+    project.build(kafka)
     return project

@@ -58,12 +58,14 @@ class Project:
     def dbt(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_checked([str(Path(sys.executable).with_name("dbt")), *args], self)
 
-    def sync(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def sync(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run dbt-kafka-sync in its own process, as a user would; returns any exit code."""
         return subprocess.run(
             [sys.executable, "-m", "dbt_kafka_sync", *args, "--project-dir", str(self.path)],
             cwd=self.path,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=300,
@@ -94,6 +96,13 @@ class Project:
 
     def write_model(self, name: str, sql: str) -> None:
         (self.path / "models" / f"{name}.sql").write_text(sql)
+
+    def add_kafka_output(self, name: str, output: Mapping[str, object]) -> None:
+        """Add (or replace) an output of the kafka_sync profile, chosen with --target."""
+        path = self.path / "profiles.yml"
+        profiles = yaml.safe_load(path.read_text())
+        profiles["kafka_sync"]["outputs"][name] = dict(output)
+        path.write_text(yaml.safe_dump(profiles, sort_keys=False))
 
     def set_producer(self, settings: Mapping[str, object]) -> None:
         """Extra librdkafka settings in the kafka_sync profile (replacing earlier ones)."""

@@ -163,4 +163,4 @@ def test_unreachable_broker_exits_1(project: Project, kafka: Kafka) -> None:
     result = project.sync()
 
     assert result.returncode == 1
-    assert "cannot reach the Kafka brokers 127.0.0.1:1" in result.stderr
+    assert "cannot connect to Kafka at 127.0.0.1:1 over PLAINTEXT" in result.stderr

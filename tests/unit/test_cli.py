@@ -60,5 +60,5 @@ def test_show_unknown_run(project: Path) -> None:
 def test_a_typo_in_producer_settings_is_a_profile_error() -> None:
     target = KafkaTarget(bootstrap_servers="127.0.0.1:1", producer={"lingr.ms": 5})
     with pytest.raises(ProfileError) as raised:
-        Publisher(target)
+        Publisher(target, Path.cwd())
     assert 'No such configuration property: "lingr.ms"' in raised.value.render()

@@ -1,0 +1,127 @@
+"""`dbt-kafka-sync debug`: show the resolved connection and check each step, like `dbt debug`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from dbt_kafka_sync.connection import describe, security_settings
+from dbt_kafka_sync.errors import SyncError
+from dbt_kafka_sync.manifest import SyncedModel, load_manifest, select_models, synced_models
+from dbt_kafka_sync.profiles import (
+    KafkaTarget,
+    find_profiles_file,
+    kafka_target,
+    load_dbt_project,
+    load_profiles,
+)
+
+MASK = "**********"
+TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One step of the debug report."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def masked_profile(target: KafkaTarget) -> dict[str, Any]:
+    """Return the resolved profile output, with every secret replaced by a mask."""
+    masked: dict[str, Any] = _mask(target.model_dump(exclude_none=True))
+    return masked
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, dict):
+        return {key: _mask(item) for key, item in value.items()}
+    return value
+
+
+def run_checks(
+    project_dir: Path, profiles_dir: Path | None, target: str | None, select: tuple[str, ...]
+) -> Iterator[Check | dict[str, Any]]:
+    """Yield the masked profile, then each check in order; stop where later ones cannot run."""
+    project_dir = project_dir.resolve()
+    try:
+        profiles_path = find_profiles_file(profiles_dir, project_dir)
+        name, kafka = kafka_target(load_profiles(profiles_path), target, profiles_path)
+    except SyncError as exc:
+        yield Check("kafka_sync profile", False, exc.render())
+        return
+    yield Check("kafka_sync profile", True, f"output '{name}' of {profiles_path}")
+    yield masked_profile(kafka)
+    models = _models(project_dir, select)
+    if isinstance(models, Check):
+        yield models
+        models = []
+    connection = _connect(kafka, project_dir)
+    yield connection
+    if connection.ok:
+        yield from _topic_checks(kafka, project_dir, models)
+
+
+def _models(project_dir: Path, select: tuple[str, ...]) -> list[SyncedModel] | Check:
+    try:
+        project = load_dbt_project(project_dir)
+        return select_models(synced_models(load_manifest(project.manifest_path)), select)
+    except SyncError as exc:
+        return Check("dbt manifest", False, exc.render())
+
+
+def _connect(kafka: KafkaTarget, project_dir: Path) -> Check:
+    from dbt_kafka_sync.producer import Publisher
+
+    try:
+        metadata = Publisher(kafka, project_dir).metadata()
+    except SyncError as exc:
+        return Check("connection", False, exc.render())
+    brokers = len(metadata.brokers)
+    return Check("connection", True, f"{describe(kafka)}: authenticated, {brokers} broker(s)")
+
+
+def _topic_checks(
+    kafka: KafkaTarget, project_dir: Path, models: list[SyncedModel]
+) -> Iterator[Check]:
+    from confluent_kafka import KafkaException, TopicCollection
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin._acl import AclOperation  # not re-exported for type checkers
+
+    settings = {
+        **security_settings(kafka, project_dir),
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "client.id": kafka.client_id,
+    }
+    admin = AdminClient(settings)
+    for model in models:
+        for sync in model.syncs:
+            label = f"topic of {model.name}" + ("" if sync.name == "default" else f" [{sync.name}]")
+            if sync.topic is None:
+                yield Check(label, True, f"from column {sync.topic_column}: checked at run time")
+                continue
+            future = admin.describe_topics(
+                TopicCollection([sync.topic]), include_authorized_operations=True
+            )[sync.topic]
+            try:
+                description = future.result(TIMEOUT_S)
+            except KafkaException as exc:
+                yield Check(label, False, f"'{sync.topic}': {exc.args[0].str()}")
+                continue
+            operations = description.authorized_operations or []
+            writable = AclOperation.WRITE in operations or AclOperation.ALL in operations
+            partitions = len(description.partitions)
+            yield Check(
+                label,
+                writable,
+                f"'{sync.topic}', {partitions} partition(s), "
+                + ("writable" if writable else "NOT writable by this principal (ACLs)"),
+            )
