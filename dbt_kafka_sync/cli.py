@@ -98,7 +98,7 @@ _select_option = click.option(
 _full_refresh_option = click.option(
     "--full-refresh",
     is_flag=True,
-    help="Send every current row as added, whatever was sent before.",
+    help="Also resend the rows that did not change, as added.",
 )
 
 

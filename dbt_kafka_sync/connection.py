@@ -7,7 +7,6 @@ shown, and their value is read only here, to hand it to the Kafka client.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -130,7 +129,7 @@ def security_settings(target: KafkaTarget, base_dir: Path) -> dict[str, Any]:
         return settings
     settings["sasl.mechanism"] = SASL_MECHANISMS[auth.mechanism]
     if auth.mechanism == "aws-iam":
-        settings["oauth_cb"] = aws_iam_token_callback(auth)
+        settings["oauth_cb"] = AwsIamTokens(auth)
     else:
         settings["sasl.username"] = auth.username
         settings["sasl.password"] = auth.password.get_secret_value() if auth.password else ""
@@ -172,68 +171,71 @@ def _path(file: str | None, base_dir: Path) -> str | None:
     return str(path)
 
 
-TokenCallback = Callable[[str | None], tuple[str, float, str]]
+class AwsIamTokens:
+    """librdkafka's OAUTHBEARER token callback, signing Amazon MSK IAM tokens.
 
-
-def aws_iam_token_callback(auth: AuthConfig) -> TokenCallback:
-    """Return the OAUTHBEARER token callback for librdkafka, signing Amazon MSK IAM tokens.
-
-    librdkafka calls it for a first token and again before each token expires. It wants
-    the expiry in seconds since the epoch; AWS's signer returns milliseconds.
+    librdkafka calls it for a first token and again before each token expires. An error
+    raised inside it reaches the user only as a timeout, so the reason is kept in
+    `error` for the caller to report.
     """
-
-    def token(_config: str | None) -> tuple[str, float, str]:
-        try:
-            from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
-        except ImportError:
-            raise ProfileError(
-                "auth mechanism aws-iam needs AWS's signer library",
-                hint="pip install 'dbt-kafka-sync[aws]'",
-            ) from None
-        region = auth.region or ""
-        try:
-            if auth.access_key_id and auth.secret_access_key:
-                signed, expiry_ms = (
-                    MSKAuthTokenProvider.generate_auth_token_from_credentials_provider(
-                        region, _StaticCredentials(auth)
-                    )
-                )
-            elif auth.role_arn:
-                signed, expiry_ms = MSKAuthTokenProvider.generate_auth_token_from_role_arn(
-                    region, auth.role_arn, auth.role_session_name
-                )
-            elif auth.profile:
-                signed, expiry_ms = MSKAuthTokenProvider.generate_auth_token_from_profile(
-                    region, auth.profile
-                )
-            else:
-                signed, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
-        except Exception as exc:
-            # Raised inside librdkafka's callback: the client reports it as an auth error.
-            raise ProfileError(
-                f"cannot sign an AWS IAM token for region {region}: {type(exc).__name__}: {exc}",
-                hint="check the AWS credentials (profile, role_arn, access keys or the default"
-                " chain: AWS_ACCESS_KEY_ID, ~/.aws/credentials, instance role)",
-            ) from None
-        # librdkafka wants seconds since the epoch. The principal only names the token on
-        # the client side; Amazon MSK authorizes the IAM identity that signed it.
-        return signed, expiry_ms / 1000, auth.authorization_identity or "dbt-kafka-sync"
-
-    return token
-
-
-class _StaticCredentials:
-    """A botocore credentials provider for explicit keys from the profile."""
 
     def __init__(self, auth: AuthConfig) -> None:
         self.auth = auth
+        self.error: str | None = None
 
-    def load(self) -> Any:
-        from botocore.credentials import Credentials
+    def __call__(self, _config: str | None) -> tuple[str, float, str]:
+        """Return a fresh token, its expiry (seconds since the epoch) and a principal name."""
+        try:
+            signed, expiry_ms = self._sign()
+        except Exception as exc:
+            self.error = (
+                f"cannot sign an AWS IAM token for region {self.auth.region}:"
+                f" {type(exc).__name__}: {exc}"
+            )
+            raise
+        # librdkafka wants seconds since the epoch (the signer gives milliseconds). The
+        # principal only names the token on the client side; Amazon MSK authorizes the IAM
+        # identity that signed it.
+        return signed, expiry_ms / 1000, self.auth.authorization_identity or "dbt-kafka-sync"
 
-        auth = self.auth
-        return Credentials(
-            access_key=auth.access_key_id,
-            secret_key=auth.secret_access_key.get_secret_value() if auth.secret_access_key else "",
-            token=auth.session_token.get_secret_value() if auth.session_token else None,
-        )
+    def _sign(self) -> tuple[str, float]:
+        try:
+            from aws_msk_iam_sasl_signer import MSKAuthTokenProvider as Signer
+        except ImportError:
+            raise ImportError(
+                "auth mechanism aws-iam needs AWS's signer library:"
+                " pip install 'dbt-kafka-sync[aws]'"
+            ) from None
+        auth, region = self.auth, self.auth.region or ""
+        if auth.access_key_id and auth.secret_access_key:
+            provider = _static_credentials(auth)
+            result = Signer.generate_auth_token_from_credentials_provider(region, provider)
+        elif auth.role_arn:
+            result = Signer.generate_auth_token_from_role_arn(
+                region, auth.role_arn, auth.role_session_name
+            )
+        elif auth.profile:
+            result = Signer.generate_auth_token_from_profile(region, auth.profile)
+        else:
+            result = Signer.generate_auth_token(region)
+        return str(result[0]), float(result[1])
+
+
+def _static_credentials(auth: AuthConfig) -> Any:
+    """A botocore credentials provider for the explicit keys of the profile."""
+    from botocore.credentials import CredentialProvider, Credentials
+
+    class StaticCredentials(CredentialProvider):  # type: ignore[misc]
+        METHOD = "dbt-kafka-sync-profile"
+
+        def load(self) -> Credentials:
+            """Return the keys given in the profile."""
+            secret = auth.secret_access_key
+            token = auth.session_token
+            return Credentials(
+                access_key=auth.access_key_id,
+                secret_key=secret.get_secret_value() if secret else "",
+                token=token.get_secret_value() if token else None,
+            )
+
+    return StaticCredentials()

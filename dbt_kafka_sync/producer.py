@@ -168,6 +168,12 @@ class Publisher:
         try:
             self._producer = Producer(settings)
         except KafkaException as exc:
+            token_error = getattr(settings.get("oauth_cb"), "error", None)
+            if token_error:  # the token callback failed: its reason, not librdkafka's timeout
+                raise KafkaError(
+                    f"cannot connect to Kafka at {describe(target)}: {token_error}",
+                    hint=_HINTS["_AUTHENTICATION"],
+                ) from None
             raise ProfileError(
                 f"the Kafka client refused its settings: {describe_kafka_error(exc.args[0])}",
                 hint="check the `producer:` settings of the kafka_sync profile against"
@@ -189,6 +195,7 @@ class Publisher:
                 return self._producer.list_topics(timeout=1.0)
             except KafkaException as exc:
                 failure: Any = exc.args[0] if exc.args else exc
+            self._producer.poll(0)  # serve error_cb: it tells why the connection failed
             unrecoverable = self._unrecoverable_error()
             if unrecoverable is not None or time.monotonic() >= deadline:
                 raise self._connection_error(unrecoverable or self._last_error(failure))

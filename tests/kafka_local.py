@@ -3,14 +3,24 @@
 
 The broker is a genuine Apache Kafka (KRaft, combined broker+controller) started from
 jars that Maven resolves into a per-user cache, so no Docker is needed, only Java 17+,
-Maven, and openssl. Every start generates a fresh cluster, TLS material and passwords.
+Maven, openssl and a JDK (``javac`` compiles the MSK IAM emulation once; see below).
+Every start generates a fresh cluster, TLS material, passwords and IAM test credentials.
 
 Listeners (all on 127.0.0.1, free ports picked at start):
 
 * ``PLAINTEXT`` - no auth; also used between broker and itself.
 * ``SASL_PLAINTEXT`` - PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
 * ``SASL_SSL`` - the same mechanisms over TLS with a per-start CA (``ca_file``).
+* ``SSL`` - mutual TLS: clients must present a certificate signed by that CA
+  (``client_cert_file`` / ``client_key_file``, CN=dbt-kafka-sync-test-client).
+* ``BADHOST`` - like ``SASL_SSL``, but its certificate (signed by the same CA) is valid
+  only for ``wrong-host.invalid``: it fails hostname verification and works without it.
+* ``IAM`` - Amazon MSK IAM emulation: SASL_SSL with OAUTHBEARER, where the token is what
+  AWS's signer libraries produce (a base64url SigV4-presigned ``kafka-cluster:Connect``
+  URL). A small Java callback handler (``kafka_local_java/MskIamCallbackHandler.java``)
+  checks it against the per-start ``iam_credentials``, recomputing the signature.
 
+``other_ca_file`` is a second, unrelated CA that signed nothing, for wrong-CA tests.
 Everything a client needs is written to ``<state_dir>/broker.json``.
 
 Library use::
@@ -18,6 +28,8 @@ Library use::
     broker = start(Path("/tmp/kafka"))
     broker.create_topic("orders", partitions=3)
     conf = broker.client_config("SASL_SSL", "SCRAM-SHA-512")
+    mtls = broker.client_config("SSL")  # with the client certificate and key
+    iam = {**broker.client_config("IAM"), "oauth_cb": broker.iam_oauth_cb()}
     broker.stop()
 
 Command line::
@@ -37,8 +49,10 @@ import argparse
 import base64
 import collections
 import contextlib
+import datetime
 import fcntl
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -47,11 +61,18 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
+import string
+import struct
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +106,43 @@ _LOGIN_MODULES = {
 }
 SASL_LISTENERS = ("SASL_PLAINTEXT", "SASL_SSL")
 CLIENT_LISTENERS = ("PLAINTEXT", *SASL_LISTENERS)
+# Every listener a client can use, mapped to its Broker attribute (and broker.json key).
+LISTENERS = {
+    "PLAINTEXT": "plaintext",
+    "SASL_PLAINTEXT": "sasl_plaintext",
+    "SASL_SSL": "sasl_ssl",
+    "SSL": "ssl",
+    "BADHOST": "bad_host",
+    "IAM": "iam",
+}
+_SECURITY_PROTOCOLS = {
+    "PLAINTEXT": "PLAINTEXT",
+    "SASL_PLAINTEXT": "SASL_PLAINTEXT",
+    "SASL_SSL": "SASL_SSL",
+    "SSL": "SSL",
+    "BADHOST": "SASL_SSL",
+    "IAM": "SASL_SSL",
+    "CONTROLLER": "PLAINTEXT",
+}
+# Listeners taking the PLAIN/SCRAM users.
+_USER_SASL_LISTENERS = (*SASL_LISTENERS, "BADHOST")
+CLIENT_CERT_CN = "dbt-kafka-sync-test-client"
+BAD_HOST_NAME = "wrong-host.invalid"
+
+# Amazon MSK IAM emulation (the IAM listener).
+IAM_MECHANISM = "OAUTHBEARER"
+IAM_REGION = "us-east-1"
+IAM_TOKEN_LIFETIME = 900  # seconds, as aws-msk-iam-sasl-signer-python uses
+_IAM_SERVICE = "kafka-cluster"
+_IAM_ACTION = "kafka-cluster:Connect"
+_IAM_USER_AGENT = "dbt-kafka-sync-kafka-local"
+_IAM_HANDLER_CLASS = "kafkalocal.MskIamCallbackHandler"
+_IAM_HANDLER_SOURCE = (
+    Path(__file__).resolve().parent / "kafka_local_java/MskIamCallbackHandler.java"
+)
+_OAUTHBEARER_LOGIN_MODULE = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+_JAVA_RELEASE = "17"
+_EXT_DIR = "kafka-local-ext"
 
 BROKER_HEAP = ("-Xms256m", "-Xmx1g")
 # The same G1 settings kafka-server-start.sh uses, so benchmarks see realistic GC.
@@ -107,6 +165,7 @@ _DATA_DIR = "data"
 _TLS_DIR = "tls"
 _PLAIN_USER = "dbt_plain"
 _SCRAM_USER = "dbt_scram"
+_IAM_KEY_ID_PREFIX = "AKIATEST"
 
 ClientConfig = dict[str, str | int | float | bool]
 
@@ -245,6 +304,67 @@ def fetch_jars() -> Path:
     return libs
 
 
+def iam_handler_jar(libs: Path | None = None) -> Path:
+    """Compile the MSK IAM callback handler against the Kafka jars, once per source version.
+
+    The jar is cached next to the Kafka jars, named by a hash of the Java source, so only
+    the first start after the source changes runs ``javac``.
+
+    Args:
+        libs: Kafka jar directory (defaults to :func:`fetch_jars`).
+
+    Returns:
+        The jar holding ``kafkalocal.MskIamCallbackHandler``.
+
+    Raises:
+        KafkaLocalError: If the source is missing, or ``javac`` is missing or fails.
+    """
+    libs = libs or fetch_jars()
+    try:
+        source = _IAM_HANDLER_SOURCE.read_bytes()
+    except OSError as exc:
+        raise KafkaLocalError(f"cannot read the MSK IAM handler source: {exc}") from exc
+    digest = hashlib.sha256(source + f"\0javac --release {_JAVA_RELEASE}".encode()).hexdigest()
+    ext_dir = libs.parent / _EXT_DIR
+    jar = ext_dir / f"msk-iam-handler-{digest[:16]}.jar"
+    if jar.is_file():
+        return jar
+    ext_dir.mkdir(parents=True, exist_ok=True)
+    with _file_lock(ext_dir / ".lock"):
+        if jar.is_file():  # another process compiled it while we waited
+            return jar
+        with tempfile.TemporaryDirectory(dir=ext_dir, prefix="build-") as build:
+            classes = Path(build) / "classes"
+            cmd = [
+                _javac(),
+                "--release",
+                _JAVA_RELEASE,
+                "-nowarn",
+                "-encoding",
+                "UTF-8",
+                "-cp",
+                f"{libs}/*",
+                "-d",
+                str(classes),
+                str(_IAM_HANDLER_SOURCE),
+            ]
+            result = subprocess.run(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+            )
+            if result.returncode != 0:
+                raise KafkaLocalError(
+                    f"javac failed (exit {result.returncode}) compiling {_IAM_HANDLER_SOURCE}\n"
+                    f"Command: {' '.join(cmd)}\n--- javac output ---\n{result.stdout}"
+                )
+            partial = Path(build) / jar.name
+            with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
+                for path in sorted(classes.rglob("*.class")):
+                    archive.write(path, path.relative_to(classes).as_posix())
+            partial.replace(jar)
+    return jar
+
+
 # ------------------------------------------------------------------------- process utils
 
 
@@ -256,6 +376,20 @@ def _java() -> str:
     found = shutil.which("java")
     if found is None:
         raise KafkaLocalError("Java ('java') is not on PATH and JAVA_HOME is not set")
+    return found
+
+
+def _javac() -> str:
+    """Locate the ``javac`` executable (a JDK), preferring ``$JAVA_HOME``."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin/javac").is_file():
+        return str(Path(java_home) / "bin/javac")
+    found = shutil.which("javac")
+    if found is None:
+        raise KafkaLocalError(
+            "javac is not on PATH and JAVA_HOME has none; a JDK (not just a JRE) is needed "
+            "to compile the broker's MSK IAM callback handler"
+        )
     return found
 
 
@@ -355,6 +489,15 @@ def _new_users() -> dict[str, dict[str, str]]:
     }
 
 
+def _new_iam_credentials() -> dict[str, str]:
+    """Create per-start AWS-style test credentials for the IAM listener."""
+    alphabet = string.ascii_uppercase + "234567"  # what real access key ids are made of
+    key_id = _IAM_KEY_ID_PREFIX + "".join(secrets.choice(alphabet) for _ in range(12))
+    # 40 base64 characters like a real secret; '+' and '/' exercise encoding paths.
+    secret = base64.b64encode(secrets.token_bytes(30)).decode()
+    return {"access_key_id": key_id, "secret_access_key": secret}
+
+
 _OPENSSL_CNF = """\
 [req]
 distinguished_name = dn
@@ -375,46 +518,120 @@ extendedKeyUsage = serverAuth
 subjectAltName = DNS:localhost, IP:127.0.0.1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+
+[bad_host_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:wrong-host.invalid
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+
+[client_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 """
+_RSA_KEY = "-algorithm RSA -pkeyopt rsa_keygen_bits:2048"
+# EC keys are generated instantly (RSA takes 0.2-0.7 s each), so the additions use them.
+_EC_KEY = "-algorithm EC -pkeyopt ec_paramgen_curve:P-256"
 
 
-def _openssl(template: str, **values: str | Path) -> None:
-    """Run one openssl command, raising with its output on failure.
+@dataclass(frozen=True)
+class _TlsFiles:
+    """Paths of the per-start TLS material (all inside the state's ``tls`` directory)."""
+
+    ca_file: Path  # the CA that signed every certificate below
+    keystore: Path  # server key + localhost/127.0.0.1 certificate + CA, for Kafka
+    bad_host_keystore: Path  # server key + certificate valid only for wrong-host.invalid
+    client_cert: Path
+    client_key: Path  # unencrypted PKCS#8
+    client_keystore: Path  # client key + certificate + CA, for Java clients
+    other_ca_file: Path  # an unrelated CA that signed nothing
+
+
+def _tls_files(tls_dir: Path) -> _TlsFiles:
+    """Name the TLS files of a state directory (they are created by :func:`_make_tls`)."""
+    return _TlsFiles(
+        ca_file=tls_dir / "ca.pem",
+        keystore=tls_dir / "server-keystore.pem",
+        bad_host_keystore=tls_dir / "bad-host-keystore.pem",
+        client_cert=tls_dir / "client.pem",
+        client_key=tls_dir / "client.key",
+        client_keystore=tls_dir / "client-keystore.pem",
+        other_ca_file=tls_dir / "other_ca.pem",
+    )
+
+
+def _openssl_cmd(template: str, values: dict[str, str | Path]) -> list[str]:
+    """Build an openssl command line.
 
     Args:
         template: Space-separated arguments; ``{name}`` tokens are filled from
             ``values`` after splitting, so paths containing spaces stay intact.
-        **values: Substitutions for the template.
+        values: Substitutions for the template.
     """
     openssl = shutil.which("openssl")
     if openssl is None:
-        raise KafkaLocalError("openssl is not on PATH; it is needed for the SASL_SSL listener")
-    cmd = [openssl, *(token.format(**values) for token in template.split())]
-    result = subprocess.run(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise KafkaLocalError(f"openssl failed: {' '.join(cmd)}\n{result.stdout}")
+        raise KafkaLocalError("openssl is not on PATH; it is needed for the TLS listeners")
+    return [openssl, *(token.format(**values) for token in template.split())]
 
 
-def _make_tls(tls_dir: Path) -> tuple[Path, Path]:
-    """Create a throwaway CA and a localhost/127.0.0.1 server certificate signed by it.
+def _openssl(template: str, **values: str | Path) -> None:
+    """Run one openssl command (see :func:`_openssl_cmd`), raising with its output on failure."""
+    _openssl_parallel([(template, values)])
+
+
+def _openssl_parallel(commands: Sequence[tuple[str, dict[str, str | Path]]]) -> None:
+    """Run openssl commands concurrently, raising with the output of the first failure."""
+    cmds = [_openssl_cmd(template, values) for template, values in commands]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for cmd in cmds
+    ]
+    outputs = [proc.communicate()[0] for proc in procs]
+    for cmd, proc, output in zip(cmds, procs, outputs, strict=True):
+        if proc.returncode != 0:
+            raise KafkaLocalError(f"openssl failed: {' '.join(cmd)}\n{output}")
+
+
+def _make_tls(tls_dir: Path) -> _TlsFiles:
+    """Create a throwaway CA and the certificates of all TLS listeners and clients.
+
+    * a localhost/127.0.0.1 server certificate (SASL_SSL, SSL and IAM listeners);
+    * a certificate for the same server key valid only for ``wrong-host.invalid``
+      (BADHOST listener);
+    * a client certificate (CN=dbt-kafka-sync-test-client) for the mutual-TLS listener;
+    * an unrelated self-signed CA that signed nothing.
+
+    Private keys are unencrypted PKCS#8 (genpkey's only output form), the one unencrypted
+    key form Kafka's PEM keystore reads.
 
     Args:
-        tls_dir: Empty directory to write keys and certificates into.
+        tls_dir: Directory to create and write keys and certificates into.
 
     Returns:
-        ``(ca_file, keystore)``: the CA certificate for clients, and a PEM file holding
-        the unencrypted PKCS#8 server key followed by the certificate chain for Kafka.
+        The paths of the material.
     """
+    files = _tls_files(tls_dir)
     tls_dir.mkdir(mode=0o700, parents=True)
     cnf = tls_dir / "openssl.cnf"
     cnf.write_text(_OPENSSL_CNF, encoding="utf-8")
-    ca_key, ca_pem = tls_dir / "ca.key", tls_dir / "ca.pem"
+    ca_key, ca_pem = tls_dir / "ca.key", files.ca_file
     key, csr, cert = tls_dir / "server.key", tls_dir / "server.csr", tls_dir / "server.pem"
-    # genpkey always writes PKCS#8, the only unencrypted key form Kafka's PEM keystore reads.
-    for private_key in (ca_key, key):
-        _openssl("genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out {out}", out=private_key)
+    client_csr = tls_dir / "client.csr"
+    other_ca_key = tls_dir / "other_ca.key"
+    # RSA key generation is slow and random in length: generate all keys side by side.
+    _openssl_parallel(
+        [
+            (f"genpkey {_RSA_KEY} -out {{out}}", {"out": ca_key}),
+            (f"genpkey {_RSA_KEY} -out {{out}}", {"out": key}),
+            (f"genpkey {_EC_KEY} -out {{out}}", {"out": files.client_key}),
+            (f"genpkey {_EC_KEY} -out {{out}}", {"out": other_ca_key}),
+        ]
+    )
     _openssl(
         "req -config {cnf} -x509 -new -key {key} -sha256 -days 3650 -subj {subj}"
         " -extensions ca_ext -out {out}",
@@ -429,11 +646,42 @@ def _make_tls(tls_dir: Path) -> tuple[Path, Path]:
         " -extfile {cnf} -extensions server_ext -out {out}",
         csr=csr, ca=ca_pem, ca_key=ca_key, serial=f"0x{secrets.token_hex(16)}", cnf=cnf, out=cert,
     )  # fmt: skip
-    keystore = tls_dir / "server-keystore.pem"
-    keystore.write_bytes(key.read_bytes() + cert.read_bytes() + ca_pem.read_bytes())
-    for secret in (ca_key, key, keystore):
+    bad_csr, bad_cert = tls_dir / "bad-host.csr", tls_dir / "bad-host.pem"
+    _openssl(
+        "req -config {cnf} -new -key {key} -subj {subj} -out {out}",
+        cnf=cnf, key=key, subj=f"/CN={BAD_HOST_NAME}", out=bad_csr,
+    )  # fmt: skip
+    _openssl(
+        "x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -set_serial {serial} -days 825 -sha256"
+        " -extfile {cnf} -extensions bad_host_ext -out {out}",
+        csr=bad_csr, ca=ca_pem, ca_key=ca_key, serial=f"0x{secrets.token_hex(16)}", cnf=cnf,
+        out=bad_cert,
+    )  # fmt: skip
+    _openssl(
+        "req -config {cnf} -new -key {key} -subj {subj} -out {out}",
+        cnf=cnf, key=files.client_key, subj=f"/CN={CLIENT_CERT_CN}", out=client_csr,
+    )  # fmt: skip
+    _openssl(
+        "x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -set_serial {serial} -days 825 -sha256"
+        " -extfile {cnf} -extensions client_ext -out {out}",
+        csr=client_csr, ca=ca_pem, ca_key=ca_key, serial=f"0x{secrets.token_hex(16)}", cnf=cnf,
+        out=files.client_cert,
+    )  # fmt: skip
+    _openssl(
+        "req -config {cnf} -x509 -new -key {key} -sha256 -days 3650 -subj {subj}"
+        " -extensions ca_ext -out {out}",
+        cnf=cnf, key=other_ca_key, subj="/CN=dbt-kafka-sync unrelated test CA",
+        out=files.other_ca_file,
+    )  # fmt: skip
+    ca_bytes = ca_pem.read_bytes()
+    files.keystore.write_bytes(key.read_bytes() + cert.read_bytes() + ca_bytes)
+    files.bad_host_keystore.write_bytes(key.read_bytes() + bad_cert.read_bytes() + ca_bytes)
+    client_key_bytes = files.client_key.read_bytes()
+    files.client_keystore.write_bytes(client_key_bytes + files.client_cert.read_bytes() + ca_bytes)
+    secrets_ = (ca_key, key, other_ca_key, files.client_key)
+    for secret in (*secrets_, files.keystore, files.bad_host_keystore, files.client_keystore):
         secret.chmod(0o600)
-    return ca_pem, keystore
+    return files
 
 
 def _jaas(mechanism: str, users: dict[str, dict[str, str]]) -> str:
@@ -447,8 +695,21 @@ def _jaas(mechanism: str, users: dict[str, dict[str, str]]) -> str:
     return f"{_LOGIN_MODULES[mechanism]} required;"
 
 
+def _iam_jaas(credentials: dict[str, str]) -> str:
+    """Build the IAM listener's JAAS entry: the handler reads the expected credentials."""
+    return (
+        f"{_OAUTHBEARER_LOGIN_MODULE} required"
+        f' accessKeyId="{credentials["access_key_id"]}"'
+        f' secretAccessKey="{credentials["secret_access_key"]}";'
+    )
+
+
 def _server_properties(
-    state_dir: Path, ports: dict[str, int], keystore: Path, users: dict[str, dict[str, str]]
+    state_dir: Path,
+    ports: dict[str, int],
+    tls: _TlsFiles,
+    users: dict[str, dict[str, str]],
+    iam_credentials: dict[str, str],
 ) -> dict[str, str]:
     """Assemble ``server.properties`` for a single combined broker+controller node."""
     listeners = {name: f"{LOOPBACK}:{port}" for name, port in ports.items()}
@@ -460,16 +721,25 @@ def _server_properties(
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listeners": ",".join(f"{name}://{addr}" for name, addr in listeners.items()),
-        "advertised.listeners": ",".join(
-            f"{name}://{listeners[name]}" for name in CLIENT_LISTENERS
-        ),
-        "listener.security.protocol.map": (
-            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,"
-            "CONTROLLER:PLAINTEXT"
+        "advertised.listeners": ",".join(f"{name}://{listeners[name]}" for name in LISTENERS),
+        "listener.security.protocol.map": ",".join(
+            f"{name}:{_SECURITY_PROTOCOLS[name]}" for name in listeners
         ),
         "sasl.enabled.mechanisms": ",".join(MECHANISMS),
         "ssl.keystore.type": "PEM",
-        "ssl.keystore.location": str(keystore),
+        "ssl.keystore.location": str(tls.keystore),
+        # SSL: mutual TLS, clients need a certificate signed by our CA.
+        "listener.name.ssl.ssl.client.auth": "required",
+        "listener.name.ssl.ssl.truststore.type": "PEM",
+        "listener.name.ssl.ssl.truststore.location": str(tls.ca_file),
+        # BADHOST: a certificate valid only for wrong-host.invalid.
+        "listener.name.badhost.ssl.keystore.location": str(tls.bad_host_keystore),
+        # IAM: OAUTHBEARER checked by our MSK IAM emulation. The handler also serves the
+        # broker-side login, which needs no token (the default would want an unsecured JWS).
+        "listener.name.iam.sasl.enabled.mechanisms": IAM_MECHANISM,
+        "listener.name.iam.oauthbearer.sasl.jaas.config": _iam_jaas(iam_credentials),
+        "listener.name.iam.oauthbearer.sasl.server.callback.handler.class": _IAM_HANDLER_CLASS,
+        "listener.name.iam.oauthbearer.sasl.login.callback.handler.class": _IAM_HANDLER_CLASS,
         "log.dirs": data_dir,
         "metadata.log.dir": data_dir,
         "num.partitions": "1",
@@ -482,7 +752,7 @@ def _server_properties(
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
     }
-    for listener in SASL_LISTENERS:
+    for listener in _USER_SASL_LISTENERS:
         for mechanism in MECHANISMS:
             key = f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config"
             props[key] = _jaas(mechanism, users)
@@ -495,7 +765,7 @@ def _escape_backslashes(value: str) -> str:
 
 
 def _write_properties(path: Path, props: dict[str, str]) -> None:
-    """Write a Java properties file (private: it contains the PLAIN password)."""
+    """Write a Java properties file (private: it contains the PLAIN password and IAM secret)."""
     # Backslash is the only character in our values that .properties treats specially.
     body = "".join(f"{key}={_escape_backslashes(value)}\n" for key, value in props.items())
     path.write_text("# Generated by tests/kafka_local.py\n" + body, encoding="utf-8")
@@ -528,11 +798,17 @@ def _write_log4j_config(path: Path) -> None:
 
 
 def _java_cmd(
-    state_dir: Path, libs: Path, jvm_opts: Sequence[str], main_class: str, args: Sequence[str]
+    state_dir: Path,
+    libs: Path,
+    jvm_opts: Sequence[str],
+    main_class: str,
+    args: Sequence[str],
+    extra_jars: Sequence[Path] = (),
 ) -> list[str]:
     """Build a java command running ``main_class`` from the jar cache with our log4j2 config."""
     log4j = f"-Dlog4j2.configurationFile={state_dir / _LOG4J_CONFIG}"
-    return [_java(), *jvm_opts, log4j, "-cp", f"{libs}/*", main_class, *args]
+    classpath = os.pathsep.join([f"{libs}/*", *map(str, extra_jars)])
+    return [_java(), *jvm_opts, log4j, "-cp", classpath, main_class, *args]
 
 
 def _format_storage(
@@ -556,10 +832,12 @@ def _format_storage(
         )
 
 
-def _launch(state_dir: Path, libs: Path, properties: Path) -> subprocess.Popen[bytes]:
+def _launch(
+    state_dir: Path, libs: Path, properties: Path, extra_jars: Sequence[Path] = ()
+) -> subprocess.Popen[bytes]:
     """Start ``kafka.Kafka`` in its own session with output appended to the log."""
     jvm_opts = [*BROKER_HEAP, *BROKER_JVM_OPTS]
-    cmd = _java_cmd(state_dir, libs, jvm_opts, "kafka.Kafka", [str(properties)])
+    cmd = _java_cmd(state_dir, libs, jvm_opts, "kafka.Kafka", [str(properties)], extra_jars)
     with (state_dir / _LOG_FILE).open("ab") as log:
         log.write(b"=== kafka_local: starting broker ===\n")
         log.flush()
@@ -603,6 +881,17 @@ class Broker:
         users: Credentials keyed by ``plain``, ``scram-sha-256``, ``scram-sha-512``, each a
             mapping with ``username`` and ``password``.
         libs_dir: Jar cache the broker runs from (also holds kafka-tools).
+        ssl: ``host:port`` of the mutual-TLS listener (security protocol SSL, client
+            certificate required).
+        client_cert_file: PEM client certificate (CN=dbt-kafka-sync-test-client) signed by
+            ``ca_file``, for the SSL listener.
+        client_key_file: Its unencrypted PKCS#8 PEM private key.
+        bad_host: ``host:port`` of the BADHOST listener (SASL_SSL, PLAIN/SCRAM users), whose
+            certificate is signed by ``ca_file`` but valid only for ``wrong-host.invalid``.
+        other_ca_file: PEM certificate of an unrelated CA that signed nothing.
+        iam: ``host:port`` of the IAM listener (SASL_SSL + OAUTHBEARER, MSK IAM tokens).
+        iam_credentials: ``access_key_id`` and ``secret_access_key`` the IAM listener
+            accepts (any session token is accepted with them).
     """
 
     state_dir: Path
@@ -615,6 +904,13 @@ class Broker:
     ca_file: Path
     users: dict[str, dict[str, str]] = field(repr=False)  # never echo passwords
     libs_dir: Path
+    ssl: str
+    client_cert_file: Path
+    client_key_file: Path
+    bad_host: str
+    other_ca_file: Path
+    iam: str
+    iam_credentials: dict[str, str] = field(repr=False)  # never echo the secret
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     def __enter__(self) -> Broker:
@@ -642,6 +938,13 @@ class Broker:
             "ca_file": str(self.ca_file),
             "users": self.users,
             "libs_dir": str(self.libs_dir),
+            "ssl": self.ssl,
+            "client_cert_file": str(self.client_cert_file),
+            "client_key_file": str(self.client_key_file),
+            "bad_host": self.bad_host,
+            "other_ca_file": str(self.other_ca_file),
+            "iam": self.iam,
+            "iam_credentials": self.iam_credentials,
         }
 
     def save(self) -> None:
@@ -662,7 +965,8 @@ class Broker:
             The recorded broker; it may no longer be running (see :meth:`is_running`).
 
         Raises:
-            KafkaLocalError: If no broker has been recorded there or the file is unreadable.
+            KafkaLocalError: If no broker has been recorded there or the file is unreadable
+                (including one written by an older version of this module).
         """
         state = Path(state_dir).resolve()
         path = state / _BROKER_JSON
@@ -681,8 +985,20 @@ class Broker:
                 ca_file=Path(doc["ca_file"]),
                 users={k: dict(v) for k, v in doc["users"].items()},
                 libs_dir=Path(doc["libs_dir"]),
+                ssl=str(doc["ssl"]),
+                client_cert_file=Path(doc["client_cert_file"]),
+                client_key_file=Path(doc["client_key_file"]),
+                bad_host=str(doc["bad_host"]),
+                other_ca_file=Path(doc["other_ca_file"]),
+                iam=str(doc["iam"]),
+                iam_credentials={k: str(v) for k, v in doc["iam_credentials"].items()},
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except KeyError as exc:
+            raise KafkaLocalError(
+                f"unreadable {path}: no {exc.args[0]!r} (written by an older version of "
+                "kafka_local.py? stop that broker and start a new one)"
+            ) from exc
+        except (ValueError, TypeError, AttributeError) as exc:
             raise KafkaLocalError(f"unreadable {path}: {exc!r}") from exc
 
     def is_running(self) -> bool:
@@ -691,20 +1007,44 @@ class Broker:
             return self._process.poll() is None  # also reaps our own child
         return _is_broker_process(self.pid, self.state_dir / _PROPERTIES)
 
+    def address(self, listener: str) -> str:
+        """Return the ``host:port`` of a listener.
+
+        Args:
+            listener: One of :data:`LISTENERS` (case-insensitive).
+
+        Raises:
+            ValueError: On an unknown listener.
+        """
+        name = listener.upper()
+        if name not in LISTENERS:
+            raise ValueError(f"unknown listener {listener!r}; expected one of {tuple(LISTENERS)}")
+        return str(getattr(self, LISTENERS[name]))
+
     def client_config(
         self,
         security_protocol: str = "PLAINTEXT",
         mechanism: str | None = None,
         *,
         host: str = LOOPBACK,
+        verify_hostname: bool = True,
     ) -> ClientConfig:
         """Build a confluent-kafka/librdkafka config for one listener.
 
+        TLS listeners trust ``ca_file`` and verify the broker's hostname unless told not
+        to, so ``BADHOST`` fails by default and works with ``verify_hostname=False``.
+
         Args:
-            security_protocol: ``PLAINTEXT``, ``SASL_PLAINTEXT`` or ``SASL_SSL``.
+            security_protocol: The listener: ``PLAINTEXT``, ``SASL_PLAINTEXT``,
+                ``SASL_SSL``, ``SSL`` (mutual TLS: adds the client certificate and key),
+                ``BADHOST`` (SASL_SSL) or ``IAM`` (SASL_SSL + OAUTHBEARER; add an
+                ``oauth_cb``, e.g. :meth:`iam_oauth_cb`, before creating a client).
             mechanism: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``; required for
-                the SASL listeners, ignored for PLAINTEXT.
+                ``SASL_PLAINTEXT``, ``SASL_SSL`` and ``BADHOST``; ignored for
+                ``PLAINTEXT`` and ``SSL``; ``None`` or ``OAUTHBEARER`` for ``IAM``.
             host: Bootstrap host; ``localhost`` also passes TLS hostname verification.
+            verify_hostname: Set ``ssl.endpoint.identification.algorithm`` to ``https``
+                (default) or ``none``; ignored for non-TLS listeners.
 
         Returns:
             A config dict with bootstrap servers, security settings and credentials.
@@ -712,26 +1052,33 @@ class Broker:
         Raises:
             ValueError: On an unknown listener or mechanism.
         """
-        protocol = security_protocol.upper()
-        if protocol not in CLIENT_LISTENERS:
-            raise ValueError(f"unknown security protocol {security_protocol!r}")
-        port = getattr(self, protocol.lower()).rsplit(":", 1)[1]
+        listener = security_protocol.upper()
+        port = self.address(listener).rsplit(":", 1)[1]
+        protocol = _SECURITY_PROTOCOLS[listener]
         conf: ClientConfig = {"bootstrap.servers": f"{host}:{port}", "security.protocol": protocol}
-        if protocol == "PLAINTEXT":
-            return conf
-        if mechanism is None or mechanism.upper() not in MECHANISMS:
-            raise ValueError(f"{protocol} needs a mechanism out of {MECHANISMS}, got {mechanism!r}")
-        user = self.users[mechanism.lower()]
-        conf.update(
-            {
-                "sasl.mechanism": mechanism.upper(),
-                "sasl.username": user["username"],
-                "sasl.password": user["password"],
-            }
-        )
-        if protocol == "SASL_SSL":
+        if listener == "IAM":
+            if mechanism is not None and mechanism.upper() != IAM_MECHANISM:
+                raise ValueError(f"IAM takes mechanism {IAM_MECHANISM}, got {mechanism!r}")
+            conf["sasl.mechanism"] = IAM_MECHANISM
+        elif protocol.startswith("SASL_"):
+            if mechanism is None or mechanism.upper() not in MECHANISMS:
+                raise ValueError(
+                    f"{listener} needs a mechanism out of {MECHANISMS}, got {mechanism!r}"
+                )
+            user = self.users[mechanism.lower()]
+            conf.update(
+                {
+                    "sasl.mechanism": mechanism.upper(),
+                    "sasl.username": user["username"],
+                    "sasl.password": user["password"],
+                }
+            )
+        if protocol in ("SSL", "SASL_SSL"):
             conf["ssl.ca.location"] = str(self.ca_file)
-            conf["ssl.endpoint.identification.algorithm"] = "https"
+            conf["ssl.endpoint.identification.algorithm"] = "https" if verify_hostname else "none"
+        if listener == "SSL":
+            conf["ssl.certificate.location"] = str(self.client_cert_file)
+            conf["ssl.key.location"] = str(self.client_key_file)
         return conf
 
     def java_client_config(
@@ -740,20 +1087,31 @@ class Broker:
         mechanism: str | None = None,
         *,
         host: str = LOOPBACK,
+        verify_hostname: bool = True,
     ) -> dict[str, str]:
         """Build the same settings for Java clients (e.g. kafka-tools' ProducerPerformance).
 
         Write the result as ``key=value`` lines and pass it as ``--producer.config``.
 
         Args:
-            security_protocol: ``PLAINTEXT``, ``SASL_PLAINTEXT`` or ``SASL_SSL``.
-            mechanism: SASL mechanism, required for the SASL listeners.
+            security_protocol: A listener as for :meth:`client_config`, except ``IAM``
+                (Java clients need AWS's aws-msk-iam-auth jar, which is not provided).
+            mechanism: SASL mechanism, required for the PLAIN/SCRAM listeners.
             host: Bootstrap host.
+            verify_hostname: Whether TLS verifies the broker's hostname.
 
         Returns:
-            Java client properties (JAAS login and a PEM truststore instead of a CA path).
+            Java client properties (JAAS login, a PEM truststore instead of a CA path and,
+            for ``SSL``, a PEM keystore with the client key and certificate).
+
+        Raises:
+            ValueError: On an unknown or unsupported listener or mechanism.
         """
-        native = self.client_config(security_protocol, mechanism, host=host)
+        if security_protocol.upper() == "IAM":
+            raise ValueError("Java clients of the IAM listener need aws-msk-iam-auth")
+        native = self.client_config(
+            security_protocol, mechanism, host=host, verify_hostname=verify_hostname
+        )
         conf = {key: str(value) for key, value in native.items()}
         if "sasl.mechanism" in conf:
             user, password = conf.pop("sasl.username"), conf.pop("sasl.password")
@@ -764,7 +1122,65 @@ class Broker:
         if "ssl.ca.location" in conf:
             conf["ssl.truststore.type"] = "PEM"
             conf["ssl.truststore.location"] = conf.pop("ssl.ca.location")
+        if conf.get("ssl.endpoint.identification.algorithm") == "none":
+            conf["ssl.endpoint.identification.algorithm"] = ""  # Java's spelling of "off"
+        if "ssl.key.location" in conf:
+            # Java's PEM keystore wants the key and certificate chain in one file.
+            conf.pop("ssl.certificate.location")
+            key_file = Path(conf.pop("ssl.key.location"))
+            conf["ssl.keystore.type"] = "PEM"
+            conf["ssl.keystore.location"] = str(_tls_files(key_file.parent).client_keystore)
         return conf
+
+    def iam_oauth_cb(
+        self,
+        region: str = IAM_REGION,
+        *,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+    ) -> Callable[[str | None], tuple[str, float]]:
+        """Build a confluent-kafka ``oauth_cb`` for the IAM listener with AWS's signer.
+
+        The tokens come from ``aws-msk-iam-sasl-signer-python`` (which must be installed),
+        exactly as an MSK client makes them, signed with this broker's test credentials
+        unless overridden (to provoke authentication failures). Use it as::
+
+            conf = {**broker.client_config("IAM"), "oauth_cb": broker.iam_oauth_cb()}
+
+        Args:
+            region: AWS region to sign for (any region is accepted).
+            access_key_id: Overrides ``iam_credentials["access_key_id"]``.
+            secret_access_key: Overrides ``iam_credentials["secret_access_key"]``.
+            session_token: Sign as temporary credentials with this session token.
+
+        Returns:
+            A callback returning ``(token, expiry in seconds since the epoch)``.
+        """
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+        from botocore.credentials import CredentialProvider, Credentials
+
+        credentials = Credentials(
+            access_key_id or self.iam_credentials["access_key_id"],
+            secret_access_key or self.iam_credentials["secret_access_key"],
+            session_token,
+        )
+
+        class _FixedCredentials(CredentialProvider):  # type: ignore[misc]
+            METHOD = "kafka-local"
+
+            def load(self) -> Any:
+                return credentials
+
+        provider = _FixedCredentials()
+
+        def oauth_cb(_config: str | None) -> tuple[str, float]:
+            token, expiry_ms = MSKAuthTokenProvider.generate_auth_token_from_credentials_provider(
+                region, provider
+            )
+            return token, expiry_ms / 1000
+
+        return oauth_cb
 
     def admin(self) -> AdminClient:
         """Create an AdminClient on the PLAINTEXT listener.
@@ -821,6 +1237,91 @@ class Broker:
                 return False
             time.sleep(0.1)
         return True
+
+
+# ------------------------------------------------------------------------------- MSK IAM
+
+
+def msk_iam_token(
+    access_key_id: str,
+    secret_access_key: str,
+    region: str = IAM_REGION,
+    *,
+    session_token: str | None = None,
+    signed_at: datetime.datetime | None = None,
+    expires: int = IAM_TOKEN_LIFETIME,
+    user_agent: str = _IAM_USER_AGENT,
+) -> tuple[str, int]:
+    """Build an Amazon MSK IAM auth token without AWS libraries.
+
+    Produces what ``aws-msk-iam-sasl-signer-python`` does (byte for byte, given its
+    user agent and the same signing time): the base64url encoding, without padding, of a
+    SigV4-presigned ``https://kafka.<region>.amazonaws.com/?Action=kafka-cluster%3AConnect``
+    URL. The broker's readiness check uses it; tests can use it to craft expired,
+    future-dated or wrongly signed tokens.
+
+    Args:
+        access_key_id: AWS access key id.
+        secret_access_key: AWS secret access key.
+        region: AWS region to sign for.
+        session_token: Session token of temporary credentials, if any.
+        signed_at: Signing time (default now; a naive datetime is local time).
+        expires: Token lifetime in seconds (``X-Amz-Expires``).
+        user_agent: The unsigned ``User-Agent`` query parameter.
+
+    Returns:
+        ``(token, expiry in milliseconds since the epoch)``, like the AWS library.
+    """
+    when = (signed_at or datetime.datetime.now(datetime.timezone.utc)).astimezone(
+        datetime.timezone.utc
+    )
+    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{amz_date[:8]}/{region}/{_IAM_SERVICE}/aws4_request"
+    params = {
+        "Action": _IAM_ACTION,
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{access_key_id}/{scope}",
+        "X-Amz-Date": amz_date,
+        "X-Amz-Expires": str(expires),
+        "X-Amz-SignedHeaders": "host",
+    }
+    if session_token:
+        params["X-Amz-Security-Token"] = session_token
+    encoded = [
+        (urllib.parse.quote(k, safe="-_.~"), urllib.parse.quote(v, safe="-_.~"))
+        for k, v in params.items()
+    ]
+    host = f"kafka.{region}.amazonaws.com"
+    canonical_request = "\n".join(
+        [
+            "GET",
+            "/",
+            "&".join(f"{k}={v}" for k, v in sorted(encoded)),
+            f"host:{host}",
+            "",
+            "host",
+            hashlib.sha256(b"").hexdigest(),  # botocore signs presigned GETs' empty body
+        ]
+    )
+    string_to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            amz_date,
+            scope,
+            hashlib.sha256(canonical_request.encode()).hexdigest(),
+        ]
+    )
+    key = f"AWS4{secret_access_key}".encode()
+    for part in (amz_date[:8], region, _IAM_SERVICE, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    query = "&".join(f"{k}={v}" for k, v in encoded)
+    user_agent_param = urllib.parse.urlencode({"User-Agent": user_agent})
+    url = f"https://{host}/?{query}&X-Amz-Signature={signature}&{user_agent_param}"
+    token = base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+    signed = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ")
+    expiry = signed.replace(tzinfo=datetime.timezone.utc).timestamp() + expires
+    return token, int(expiry) * 1000
 
 
 # ---------------------------------------------------------------------------- topics
@@ -1048,10 +1549,88 @@ def _probe_admin(
     return AdminClient(conf, logger=_CLIENT_LOG, error_cb=lambda err: errors.append(str(err)))
 
 
+_SASL_HANDSHAKE_API = 17
+_SASL_AUTHENTICATE_API = 36
+
+
+def _kafka_call(sock: ssl.SSLSocket, api_key: int, version: int, body: bytes) -> bytes:
+    """Send one request (header v1) and return the response body after its header."""
+    client_id = b"kafka-local-probe"
+    header = struct.pack(">hhih", api_key, version, api_key, len(client_id)) + client_id
+    sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
+    response = _recv_exactly(sock, size)
+    if struct.unpack_from(">i", response)[0] != api_key:  # the correlation id
+        raise ConnectionError("unexpected Kafka response")
+    return response[4:]
+
+
+def _recv_exactly(sock: ssl.SSLSocket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return data
+
+
+def _iam_authenticates(broker: Broker, timeout: float) -> bool:
+    """Authenticate once on the IAM listener with a fresh token, speaking Kafka's protocol.
+
+    librdkafka takes a second longer than needed per OAUTHBEARER client (it drops the
+    bootstrap connection and reconnects on its next one-second tick), so this probe
+    sends SaslHandshake and SaslAuthenticate (v1) itself: about 10 ms.
+
+    Returns:
+        True once authenticated.
+
+    Raises:
+        OSError: If the listener cannot be reached (retried by the caller).
+        KafkaLocalError: If the broker rejects the token (the handler is broken).
+    """
+    host, port = broker.iam.rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(broker.ca_file))
+    token, _ = msk_iam_token(
+        broker.iam_credentials["access_key_id"], broker.iam_credentials["secret_access_key"]
+    )
+    with (
+        socket.create_connection((host, int(port)), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=host) as sock,
+    ):
+        mechanism = IAM_MECHANISM.encode()
+        response = _kafka_call(
+            sock, _SASL_HANDSHAKE_API, 1, struct.pack(">h", len(mechanism)) + mechanism
+        )
+        (error,) = struct.unpack_from(">h", response)
+        rejection = f"SaslHandshake error code {error}" if error else ""
+        if not rejection:
+            message = b"n,,\x01auth=Bearer " + token.encode() + b"\x01\x01"
+            response = _kafka_call(
+                sock, _SASL_AUTHENTICATE_API, 1, struct.pack(">i", len(message)) + message
+            )
+            error, length = struct.unpack_from(">hh", response)
+            offset = 4 + max(length, 0)
+            (challenge_length,) = struct.unpack_from(">i", response, offset)
+            # On success the server's reply is empty; a rejection is a JSON error "challenge".
+            challenge = response[offset + 4 : offset + 4 + max(challenge_length, 0)]
+            rejection = challenge.decode(errors="replace") or (
+                f"error code {error}" if error else ""
+            )
+    if rejection:
+        raise KafkaLocalError(
+            _with_log_tail(f"the IAM listener rejected a valid token: {rejection}", broker.log_file)
+        )
+    return True
+
+
 def wait_until_ready(
     broker: Broker, timeout: float = DEFAULT_START_TIMEOUT, alive: Callable[[], bool] | None = None
 ) -> None:
-    """Wait until PLAINTEXT serves metadata and SASL_SSL accepts SCRAM-SHA-512 over TLS.
+    """Wait until every authenticating listener lets a client in.
+
+    Probes PLAINTEXT, SASL_SSL with SCRAM-SHA-512 and SSL with the client certificate
+    (each must serve metadata), and authenticates on IAM with a freshly signed token.
 
     Args:
         broker: Broker to probe.
@@ -1060,32 +1639,46 @@ def wait_until_ready(
             ``broker.is_running``); checked between tries to fail fast.
 
     Raises:
-        KafkaLocalError: If the process dies or the deadline passes. The message holds
-            the last client error and the tail of the broker log.
+        KafkaLocalError: If the process dies, the IAM listener rejects its token, or the
+            deadline passes. The message holds the last client error and the tail of the
+            broker log.
     """
     from confluent_kafka import KafkaException
 
     is_alive = alive or broker.is_running
     deadline = time.monotonic() + timeout
     errors: list[str] = []
-    probes = [("PLAINTEXT", None), ("SASL_SSL", "SCRAM-SHA-512")]
-    for protocol, mechanism in probes:
+
+    def metadata_check(protocol: str, mechanism: str | None) -> Callable[[], bool]:
         admin = _probe_admin(broker, protocol, mechanism, errors)
+        return lambda: len(_metadata(admin, deadline).brokers) == 1
+
+    def iam_check() -> Callable[[], bool]:
+        return lambda: _iam_authenticates(broker, max(0.1, min(2.0, deadline - time.monotonic())))
+
+    probes: list[tuple[str, Callable[[], Callable[[], bool]]]] = [
+        ("PLAINTEXT", lambda: metadata_check("PLAINTEXT", None)),
+        ("SASL_SSL", lambda: metadata_check("SASL_SSL", "SCRAM-SHA-512")),
+        ("SSL", lambda: metadata_check("SSL", None)),
+        ("IAM", iam_check),
+    ]
+    for listener, make_check in probes:
+        check = make_check()  # only now: a client made early would back off while waiting
         while True:
             if not is_alive():
                 raise KafkaLocalError(
                     _with_log_tail(f"Kafka broker (pid {broker.pid}) exited", broker.log_file)
                 )
             try:
-                if len(_metadata(admin, deadline).brokers) == 1:
+                if check():
                     break
-            except KafkaException as exc:
+            except (KafkaException, OSError) as exc:  # ssl.SSLError is an OSError
                 errors.append(str(exc))
             if time.monotonic() >= deadline:
                 last = errors[-1] if errors else "none"
                 raise KafkaLocalError(
                     _with_log_tail(
-                        f"Kafka broker not ready on {protocol} after {timeout:g} s "
+                        f"Kafka broker not ready on {listener} after {timeout:g} s "
                         f"(last client error: {last})",
                         broker.log_file,
                     )
@@ -1096,18 +1689,23 @@ def wait_until_ready(
 # ------------------------------------------------------------------------- start / stop
 
 
-def _start_once(state_dir: Path, libs: Path, timeout: float) -> Broker:
+def _start_once(state_dir: Path, libs: Path, extra_jars: Sequence[Path], timeout: float) -> Broker:
     """Provision a fresh broker in ``state_dir``, launch it and wait for readiness."""
     _clear_state(state_dir)
-    names = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "CONTROLLER")
+    names = (*LISTENERS, "CONTROLLER")
     ports = dict(zip(names, _free_ports(len(names)), strict=True))
     users = _new_users()
-    ca_file, keystore = _make_tls(state_dir / _TLS_DIR)
+    iam_credentials = _new_iam_credentials()
+    tls = _tls_files(state_dir / _TLS_DIR)
     properties = state_dir / _PROPERTIES
-    _write_properties(properties, _server_properties(state_dir, ports, keystore, users))
+    _write_properties(properties, _server_properties(state_dir, ports, tls, users, iam_credentials))
     _write_log4j_config(state_dir / _LOG4J_CONFIG)
-    _format_storage(state_dir, libs, properties, users)
-    process = _launch(state_dir, libs, properties)
+    # Formatting never reads the TLS files, so make them meanwhile (RSA keys take a while).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tls_made = pool.submit(_make_tls, state_dir / _TLS_DIR)
+        _format_storage(state_dir, libs, properties, users)
+        tls_made.result()
+    process = _launch(state_dir, libs, properties, extra_jars)
     broker = Broker(
         state_dir=state_dir,
         pid=process.pid,
@@ -1116,9 +1714,16 @@ def _start_once(state_dir: Path, libs: Path, timeout: float) -> Broker:
         plaintext=f"{LOOPBACK}:{ports['PLAINTEXT']}",
         sasl_plaintext=f"{LOOPBACK}:{ports['SASL_PLAINTEXT']}",
         sasl_ssl=f"{LOOPBACK}:{ports['SASL_SSL']}",
-        ca_file=ca_file,
+        ca_file=tls.ca_file,
         users=users,
         libs_dir=libs,
+        ssl=f"{LOOPBACK}:{ports['SSL']}",
+        client_cert_file=tls.client_cert,
+        client_key_file=tls.client_key,
+        bad_host=f"{LOOPBACK}:{ports['BADHOST']}",
+        other_ca_file=tls.other_ca_file,
+        iam=f"{LOOPBACK}:{ports['IAM']}",
+        iam_credentials=iam_credentials,
         _process=process,
     )
     try:
@@ -1154,21 +1759,20 @@ def start(state_dir: Path | str, *, timeout: float = DEFAULT_START_TIMEOUT) -> B
     """
     state = Path(state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
-    try:
-        previous: Broker | None = Broker.load(state)
-    except KafkaLocalError:  # nothing (readable) recorded, so nothing to protect
-        previous = None
-    if previous is not None and previous.is_running():
+    # Only the pid matters here, so a broker.json of an older version protects as well.
+    pid = _recorded_pid(state)
+    if pid is not None and _is_broker_process(pid, state / _PROPERTIES):
         raise KafkaLocalError(
-            f"a broker (pid {previous.pid}) is already running from {state}; stop it first"
+            f"a broker (pid {pid}) is already running from {state}; stop it first"
         )
     libs = fetch_jars()
+    extra_jars = [iam_handler_jar(libs)]
     try:
-        return _start_once(state, libs, timeout)
+        return _start_once(state, libs, extra_jars, timeout)
     except KafkaLocalError:
         if not _lost_port_race(state / _LOG_FILE):
             raise
-    return _start_once(state, libs, timeout)  # ports are re-picked; one retry suffices
+    return _start_once(state, libs, extra_jars, timeout)  # ports are re-picked; one retry
 
 
 def running_broker(state_dir: Path | str, timeout: float = 10.0) -> Broker | None:
@@ -1203,9 +1807,35 @@ def stop(state_dir: Path | str, timeout: float = DEFAULT_STOP_TIMEOUT) -> bool:
     """
     try:
         broker = Broker.load(state_dir)
-    except KafkaLocalError:
-        return False
+    except KafkaLocalError:  # e.g. written by an older version: the pid is enough to stop it
+        return _stop_recorded_pid(Path(state_dir).resolve(), timeout)
     return broker.stop(timeout)
+
+
+def _recorded_pid(state: Path) -> int | None:
+    """Read only the pid from ``broker.json`` (None if there is no readable one)."""
+    try:
+        return int(json.loads((state / _BROKER_JSON).read_text(encoding="utf-8"))["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _stop_recorded_pid(state: Path, timeout: float) -> bool:
+    """Stop the broker whose pid ``broker.json`` records: SIGTERM, then SIGKILL."""
+    pid = _recorded_pid(state)
+    properties = state / _PROPERTIES
+    if pid is None or not _is_broker_process(pid, properties):
+        return False
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        _signal_group(pid, sig)
+        deadline = time.monotonic() + wait
+        while _is_broker_process(pid, properties):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        else:
+            return True
+    return True
 
 
 # ---------------------------------------------------------------------------------- CLI
@@ -1251,16 +1881,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"Kafka broker (pid {broker.pid}) is {state}; log: {broker.log_file}")
         return 1
     print(f"Kafka {broker.kafka_version} broker running (pid {broker.pid})")
-    for listener in CLIENT_LISTENERS:
-        print(f"  {listener:<15} {getattr(broker, listener.lower())}")
+    for listener in LISTENERS:
+        print(f"  {listener:<15} {broker.address(listener)}")
     print(f"  log file        {broker.log_file}")
     print(f"  broker.json     {broker.broker_json}")
     return 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    """Only resolve the jar cache (useful as a cacheable CI step)."""
-    print(fetch_jars())
+    """Only resolve the jar cache and compile the IAM handler (a cacheable CI step)."""
+    libs = fetch_jars()
+    iam_handler_jar(libs)
+    print(libs)
     return 0
 
 
@@ -1274,7 +1906,7 @@ def _parser() -> argparse.ArgumentParser:
         "start": (_cmd_start, "start a broker (or reuse a running one)"),
         "stop": (_cmd_stop, "stop the broker"),
         "status": (_cmd_status, "show whether the broker runs; exit 1 if not"),
-        "fetch": (_cmd_fetch, "only resolve the Kafka jars into the cache"),
+        "fetch": (_cmd_fetch, "only resolve the Kafka jars (and build the IAM handler)"),
     }
     for name, (handler, help_text) in commands.items():
         cmd = sub.add_parser(name, help=help_text)
