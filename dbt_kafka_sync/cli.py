@@ -24,7 +24,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _configure_logging(_ctx: click.Context, _param: click.Parameter, level: str) -> str:
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # Only this tool's loggers follow --log-level: libraries such as botocore log request
+    # details, credentials included, at debug level.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dbt_kafka_sync").setLevel(level.upper())
     return level
 
 

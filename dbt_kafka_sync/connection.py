@@ -71,7 +71,7 @@ class AuthConfig(_Strict):
             )
             if value
         ]
-        if len(sources) > 1 and sources != ["profile", "role_arn"]:
+        if len(sources) > 1:
             raise ValueError(f"choose one source of AWS credentials, got {', '.join(sources)}")
 
 

@@ -96,10 +96,13 @@ def _topic_checks(
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.admin._acl import AclOperation  # not re-exported for type checkers
 
+    from dbt_kafka_sync.producer import client_log
+
     settings = {
         **security_settings(kafka, project_dir),
         "bootstrap.servers": kafka.bootstrap_servers,
         "client.id": kafka.client_id,
+        "logger": client_log(),
     }
     admin = AdminClient(settings)
     for model in models:
@@ -115,6 +118,9 @@ def _topic_checks(
                 description = future.result(TIMEOUT_S)
             except KafkaException as exc:
                 yield Check(label, False, f"'{sync.topic}': {exc.args[0].str()}")
+                continue
+            except TimeoutError:
+                yield Check(label, False, f"'{sync.topic}': no answer within {TIMEOUT_S:.0f} s")
                 continue
             operations = description.authorized_operations or []
             writable = AclOperation.WRITE in operations or AclOperation.ALL in operations

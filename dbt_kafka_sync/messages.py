@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 _TIMESTAMPS = {"timestamp", "timestamp_s", "timestamp_ms", "timestamp_ns"}
 _FLOATS = {"double", "float"}
 _NESTED = {"list", "array", "struct", "map"}
+# What DuckDB's json_valid accepts but JSON does not: NaN/Infinity as values, trailing
+# commas. A string holding such text exactly (e.g. ", NaN}") is rejected too: rare, and
+# never silently wrong.
+_LAX_JSON = r"[:\[,]\s*-?(NaN|nan|Infinity|inf)\s*[,\]}]|,\s*[\]}]"
 
 
 @dataclass(frozen=True)
@@ -82,14 +86,18 @@ def _json_ready(expression: str, kind: Any) -> str | None:
 def _nested_json_ready(expression: str, kind: Any) -> str | None:
     children = dict(kind.children)
     if kind.id in ("list", "array"):
-        inner = _json_ready("x", children["child"])
-        return f"list_transform({expression}, lambda x: {inner})" if inner else None
+        # Lambda parameters get names no column has: a column `x` would shadow `x`.
+        item = f"__dks_item{_depth(expression)}"
+        inner = _json_ready(item, children["child"])
+        return f"list_transform({expression}, lambda {item}: {inner})" if inner else None
     if kind.id == "map":
-        inner = _json_ready("e.value", children["value"])
+        entry_name = f"__dks_entry{_depth(expression)}"
+        inner = _json_ready(f"struct_extract({entry_name}, 'value')", children["value"])
         if inner is None:
             return None
-        entry = f"{{'key': e.key, 'value': {inner}}}"
-        return f"map_from_entries(list_transform(map_entries({expression}), lambda e: {entry}))"
+        entry = f"{{'key': struct_extract({entry_name}, 'key'), 'value': {inner}}}"
+        entries = f"map_entries({expression})"
+        return f"map_from_entries(list_transform({entries}, lambda {entry_name}: {entry}))"
     fields = {
         name: _json_ready(f"struct_extract({expression}, {quote_literal(name)})", child)
         for name, child in kind.children
@@ -102,6 +110,11 @@ def _nested_json_ready(expression: str, kind: Any) -> str | None:
         for name, converted in fields.items()
     )
     return f"CASE WHEN {expression} IS NULL THEN NULL ELSE struct_pack({packed}) END"
+
+
+def _depth(expression: str) -> int:
+    """A number distinguishing nested lambdas' parameters from their outer ones."""
+    return expression.count("__dks_")
 
 
 def message_columns(
@@ -138,14 +151,19 @@ def message_columns(
         row_key=row_key_expression(sync.primary_key),
         row_error=row_error,
         topic=quote_literal(sync.topic) if sync.topic else _text(sync.topic_column),
-        partition=(
-            f"TRY_CAST({quote_identifier(sync.partition_column)} AS INTEGER)"
-            if sync.partition_column
-            else "NULL::INTEGER"
-        ),
+        partition=_partition(sync.partition_column),
         headers={name: _text(column) for name, column in sync.headers.items()},
         template=template,
     )
+
+
+def _partition(column: str | None) -> str:
+    """The partition as a whole number; a value that is not one (3.7, 'x') counts as NULL."""
+    if not column:
+        return "NULL::BIGINT"
+    name = quote_identifier(column)
+    whole = f"TRY_CAST({name} AS BIGINT)"
+    return f"CASE WHEN TRY_CAST({name} AS DOUBLE) = {whole} THEN {whole} END"
 
 
 def _text(column: str | None) -> str:
@@ -197,9 +215,13 @@ def _value_and_error(model: str, sync: SyncConfig, types: dict[str, str]) -> tup
         text = f"CAST({name} AS VARCHAR)"
         is_null = quote_literal(f"column {column!r} is NULL")
         not_json = quote_literal(f"column {column!r} is not valid JSON")
+        lax = quote_literal(
+            f"column {column!r} is not strict JSON (NaN, Infinity or a trailing comma)"
+        )
         error = (
             f"CASE WHEN {name} IS NULL THEN {is_null}"
-            f" WHEN NOT json_valid({text}) THEN {not_json} END"
+            f" WHEN NOT json_valid({text}) THEN {not_json}"
+            f" WHEN regexp_matches({text}, {quote_literal(_LAX_JSON)}) THEN {lax} END"
         )
         return text, error
     mapping = sync.message.field_to_column() if sync.message else None

@@ -7,6 +7,7 @@ delivery report of each message says exactly which row is safely in Kafka.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -128,6 +129,11 @@ def _error_name(error: Any) -> str:
     return str(error.name()) if hasattr(error, "name") else ""
 
 
+def client_log() -> Any:
+    """The logger handed to Kafka clients (librdkafka's own log, at debug level)."""
+    return _ClientLog()
+
+
 def producer_settings(target: KafkaTarget, base_dir: Path) -> dict[str, Any]:
     """Build the librdkafka configuration for a profile output."""
     settings: dict[str, Any] = dict(DEFAULT_PRODUCER_SETTINGS)
@@ -164,7 +170,7 @@ class Publisher:
         self._errors: list[Any] = []
         settings = producer_settings(target, base_dir)
         settings["error_cb"] = self._errors.append
-        settings["logger"] = _ClientLog()
+        settings["logger"] = client_log()
         try:
             self._producer = Producer(settings)
         except KafkaException as exc:
@@ -227,6 +233,13 @@ class Publisher:
                 f"topic(s) {quote_list(missing)} do not exist on {self.target.bootstrap_servers}",
                 hint="create them first; dbt-kafka-sync never creates topics",
             )
+        for topic in wanted:
+            found = metadata.topics[topic]
+            if found.error is not None or not found.partitions:
+                raise KafkaError(
+                    f"topic '{topic}' is not available: {describe_kafka_error(found.error)}",
+                    hint="check the topic's partitions and leaders (kafka-topics --describe)",
+                )
         return {topic: len(metadata.topics[topic].partitions) for topic in wanted}
 
     def publish(self, batches: Iterable[pa.RecordBatch], routing: Routing) -> Deliveries:
@@ -308,7 +321,8 @@ class _Placement:
 
     def __init__(self, partitions: dict[str, int]) -> None:
         self.partitions = partitions
-        self.next_partition = dict.fromkeys(partitions, 0)
+        # A random start, so that many small runs do not all begin with partition 0.
+        self.next_partition = {t: random.randrange(n) for t, n in partitions.items() if n}
 
     def check(self, topic: str | None, partition: int | None) -> str:
         """Return why a message cannot go to this topic and partition, or ''."""

@@ -207,10 +207,14 @@ def _render_string(text: str, where: str) -> str:
     environment.globals["env_var"] = env_var
     try:
         return environment.from_string(text).render()
-    except TemplateError as exc:
-        # The template text is shown, never its rendered value, which may hold a secret.
+    except ProfileError:
+        raise
+    except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+        # Neither the text nor its value is shown: a password may contain "{{".
         raise ProfileError(
-            f"cannot render {text!r}: {exc.message}", location=f"profiles.yml, {where}"
+            f"cannot render this value ({type(exc).__name__}: {getattr(exc, 'message', exc)})",
+            location=f"profiles.yml, {where}",
+            hint="only {{ env_var('NAME') }} and {{ env_var('NAME', 'default') }} are rendered",
         ) from None
 
 

@@ -127,6 +127,8 @@ def state_connection(path: Path, read_only: bool) -> Iterator[duckdb.DuckDBPyCon
     import duckdb
 
     connection = duckdb.connect()
+    # Instants rendered as text (keys, headers, row keys) must not depend on the machine.
+    connection.execute("SET TimeZone = 'UTC'")
     try:
         open_state(connection, path, read_only)
         yield connection
@@ -152,7 +154,10 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
             _sync_all(sync_context, context.models, report)
         except BaseException as exc:
             message = exc.render() if isinstance(exc, SyncError) else type(exc).__name__
-            finish_run(connection, report.run_id, "error", message)
+            try:
+                finish_run(connection, report.run_id, "error", message)
+            except Exception:  # the original error matters more; `runs` shows it as running
+                log.debug("could not record the run's end", exc_info=True)
             raise
         finish_run(connection, report.run_id, "success" if report.ok else "failed", None)
     return report

@@ -202,7 +202,13 @@ def _publish(
         partitions = context.publisher.partition_counts(_topics(context, sync, plan))
         log.info("%s: publishing %d messages to %s", model.name, to_publish, sync.destination)
     routing = Routing(partitions, list(sync.headers), sync.event_header)
-    deliveries = context.publisher.publish(_batches(context, model, sync, plan), routing)
+    reader = arrow_batches(context.connection, plan.query, BATCH_ROWS)
+    try:
+        deliveries = context.publisher.publish(
+            _messages(context, model, sync, plan, reader), routing
+        )
+    finally:
+        reader.close()  # DuckDB refuses other statements while a result is open
     result.published = deliveries.produced
     result.delivered = len(deliveries.delivered)
     result.failed = len(deliveries.failed)
@@ -277,15 +283,14 @@ def _topics(context: SyncContext, sync: SyncConfig, plan: _Plan) -> list[str]:
     return [str(topic) for (topic,) in rows]
 
 
-def _batches(
+def _messages(
     context: SyncContext,
     model: SyncedModel,
     sync: SyncConfig,
     plan: _Plan,
-    query: str | None = None,
+    batches: pa.RecordBatchReader,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the messages; a template sync renders its values on the way."""
-    batches = arrow_batches(context.connection, query or plan.query, BATCH_ROWS)
     if plan.template is None:
         return iter(batches)
     tombstone = sync.on_remove == "tombstone"
@@ -305,10 +310,14 @@ def _samples(
     """A few messages as they would be sent (or why they could not be)."""
     query = f"SELECT * FROM ({plan.query}) LIMIT {SAMPLE_MESSAGES}"
     samples = []
-    for batch in _batches(context, model, sync, plan, query):
-        for row in batch.select(["event", "key", "value", "row_error"]).to_pylist():
-            shown = row["value"] if row["row_error"] is None else f"<{row['row_error']}>"
-            samples.append((str(row["event"]), row["key"], shown))
+    reader = arrow_batches(context.connection, query, BATCH_ROWS)
+    try:
+        for batch in _messages(context, model, sync, plan, reader):
+            for row in batch.select(["event", "key", "value", "row_error"]).to_pylist():
+                shown = row["value"] if row["row_error"] is None else f"<{row['row_error']}>"
+                samples.append((str(row["event"]), row["key"], shown))
+    finally:
+        reader.close()
     return samples
 
 

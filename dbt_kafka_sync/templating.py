@@ -94,9 +94,18 @@ def _scalar_text(value: Any) -> str:
     return str(value)  # UUID, timedelta and other scalars: their text
 
 
-def _json_safe_output_tag() -> type:
-    """The `{{ ... }}` statement, JSON-escaping bare strings (built lazily: liquid is heavy)."""
+# Tags that write text without going through the JSON-safe output statement, or load
+# other templates: not available in message templates.
+UNSAFE_TAGS = ("echo", "liquid", "cycle", "include", "render", "tablerow")
+
+
+def _json_safe_tags() -> list[type]:
+    """`{{ ... }}` escaping everything it writes, and `capture` keeping that escaping once.
+
+    Built lazily: python-liquid is imported only by runs that have templates.
+    """
     from liquid.builtin.output import Output, OutputNode
+    from liquid.builtin.tags.capture_tag import CaptureNode, CaptureTag
     from liquid.stringify import to_liquid_string
 
     class JsonSafeOutputNode(OutputNode):
@@ -104,18 +113,54 @@ def _json_safe_output_tag() -> type:
             value = self.expression.evaluate(context)
             if isinstance(value, JsonText):
                 return buffer.write(value)
-            if isinstance(value, str):
-                return buffer.write(json.dumps(value, ensure_ascii=False)[1:-1])
-            if isinstance(value, Decimal):
-                return buffer.write(format(value, "f"))
-            if isinstance(value, dt.datetime):
-                return buffer.write(_scalar_text(value))  # ISO 8601 also when written bare
-            return buffer.write(to_liquid_string(value, autoescape=False))
+            if isinstance(value, (Decimal, dt.datetime)):
+                text = format(value, "f") if isinstance(value, Decimal) else _scalar_text(value)
+            else:
+                text = to_liquid_string(value, autoescape=False)
+            # Escaped for a JSON string: harmless for numbers, safe between quotes.
+            return buffer.write(json.dumps(text, ensure_ascii=False)[1:-1])
 
     class JsonSafeOutput(Output):
         node_class: type[OutputNode] = JsonSafeOutputNode
 
-    return JsonSafeOutput
+    class EscapedCaptureNode(CaptureNode):
+        def _assign(self, context: RenderContext, buf: Any) -> None:
+            context.assign(self.name, JsonText(buf.getvalue()))  # already escaped once
+
+    class EscapedCapture(CaptureTag):
+        node_class = EscapedCaptureNode
+
+    return [JsonSafeOutput, EscapedCapture]
+
+
+def _decimal(value: Any) -> Any:
+    return Decimal(str(value)) if isinstance(value, (int, float)) else value
+
+
+def _decimal_aware(original: Any, operation: Any) -> Any:
+    """Wrap a math filter: python-liquid treats Decimal (DuckDB DECIMAL, HUGEINT) as 0."""
+
+    def apply(left: Any, *args: Any) -> Any:
+        if isinstance(left, Decimal) or any(isinstance(arg, Decimal) for arg in args):
+            return operation(_decimal(left), *(_decimal(arg) for arg in args))
+        return original(left, *args)
+
+    return apply
+
+
+_DECIMAL_MATH: dict[str, Any] = {
+    "plus": lambda a, b: a + b,
+    "minus": lambda a, b: a - b,
+    "times": lambda a, b: a * b,
+    "divided_by": lambda a, b: a / b,
+    "modulo": lambda a, b: a % b,
+    "abs": abs,
+    "at_least": max,
+    "at_most": min,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "round": lambda a, places=0: round(a, int(places)) if places else round(a),
+}
 
 
 def make_environment() -> Environment:
@@ -123,10 +168,19 @@ def make_environment() -> Environment:
     from liquid import Environment, StrictUndefined
 
     environment = Environment(undefined=StrictUndefined)
-    environment.add_tag(_json_safe_output_tag())
+    for tag in _json_safe_tags():
+        environment.add_tag(tag)
+    for name in UNSAFE_TAGS:
+        environment.tags.pop(name, None)
+    for name, operation in _DECIMAL_MATH.items():
+        environment.add_filter(name, _decimal_aware(environment.filters[name], operation))
     environment.add_filter("json", json_literal)
     environment.add_filter("raw_json", raw_json)
     return environment
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 @dataclass(frozen=True)
@@ -199,7 +253,7 @@ class MessageTemplate:
         except LiquidError as exc:
             return None, f"template error: {str(exc).splitlines()[0]}"
         try:
-            json.loads(text)
+            json.loads(text, parse_constant=_reject_constant)  # no NaN or Infinity
         except ValueError as exc:
             return None, (
                 f"the template's output is not valid JSON ({exc}); write values with"
@@ -238,15 +292,16 @@ class MessageTemplate:
 
         from dbt_kafka_sync.messages import TEMPLATE_PREVIOUS, TEMPLATE_ROW
 
-        rows = batch.column(TEMPLATE_ROW).to_pylist()
         events = batch.column("event").to_pylist()
         errors = batch.column("row_error").to_pylist()
-        names = batch.schema.names
-        previous = (
-            batch.column(TEMPLATE_PREVIOUS).to_pylist()
-            if TEMPLATE_PREVIOUS in names
-            else [None] * len(rows)
-        )
+        try:
+            rows = _python_rows(batch, TEMPLATE_ROW)
+            previous = _python_rows(batch, TEMPLATE_PREVIOUS)
+        except (ValueError, OverflowError, pa.ArrowException) as exc:
+            # e.g. 'infinity'::TIMESTAMP has no Python value: these rows cannot be rendered.
+            reason = f"cannot hand the row's values to the template: {exc}"
+            errors = [error or reason for error in errors]
+            rows = previous = [None] * batch.num_rows
         values: list[str | None] = []
         for index, row in enumerate(rows):
             if errors[index] is not None or (tombstone and events[index] == "removed"):
@@ -281,9 +336,23 @@ def load_template(
         name, source = f"<inline template of {model}>", inline or ""
     try:
         template = environment.from_string(source, name=name)
+        template.analyze()  # what check() and row_columns() read later
     except LiquidError as exc:
-        raise ConfigError(f"the template does not parse: {exc}", model=model) from None
+        raise ConfigError(
+            f"the template does not parse: {str(exc).splitlines()[0]}",
+            model=model,
+            location=name,
+            hint=f"not available in message templates: {', '.join(UNSAFE_TAGS)}",
+        ) from None
     return MessageTemplate(name, source, template)
+
+
+def _python_rows(batch: pa.RecordBatch, column: str) -> list[Any]:
+    """A struct column as Python dicts (maps as dicts too, as the columns mode writes them)."""
+    if column not in batch.schema.names:
+        return [None] * batch.num_rows
+    rows: list[Any] = batch.column(column).to_pylist(maps_as_pydicts="strict")
+    return rows
 
 
 class TemplateLoader:

@@ -266,3 +266,30 @@ def test_secrets_never_appear_anywhere(
     assert password.encode() not in state.read_bytes()
     for wal in tmp_path.glob("state.duckdb*"):
         assert password.encode() not in wal.read_bytes()
+
+
+def test_aws_secrets_stay_out_of_debug_logs(
+    built_project: Project, kafka: Kafka, tmp_path: Path
+) -> None:
+    broker = local_broker(kafka)
+    keys = broker.iam_credentials
+    session_token = f"SessionToken{uuid.uuid4().hex}"
+    output = aws_output(
+        broker,
+        access_key_id=keys["access_key_id"],
+        secret_access_key="{{ env_var('TEST_AWS_SECRET') }}",
+        session_token="{{ env_var('TEST_AWS_TOKEN') }}",
+    )
+    output["producer"] = {"debug": "security"}  # librdkafka's own debug log too
+    env = {
+        **no_aws_environment(tmp_path),
+        "TEST_AWS_SECRET": keys["secret_access_key"],
+        "TEST_AWS_TOKEN": session_token,
+    }
+
+    result = sync_orders(built_project, output, env, "--log-level", "debug")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "DEBUG dbt_kafka_sync.librdkafka" in result.stderr
+    for secret in (keys["secret_access_key"], session_token):
+        assert secret not in result.stdout + result.stderr

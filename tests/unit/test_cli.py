@@ -62,3 +62,12 @@ def test_a_typo_in_producer_settings_is_a_profile_error() -> None:
     with pytest.raises(ProfileError) as raised:
         Publisher(target, Path.cwd())
     assert 'No such configuration property: "lingr.ms"' in raised.value.render()
+
+
+def test_debug_logging_is_this_tools_only(project: Path) -> None:
+    import logging
+
+    CliRunner().invoke(main, ["runs", "--log-level", "debug", "--project-dir", str(project)])
+    assert logging.getLogger("dbt_kafka_sync").getEffectiveLevel() == logging.DEBUG
+    # botocore logs signed requests (credentials included) at debug level.
+    assert logging.getLogger("botocore").getEffectiveLevel() >= logging.WARNING

@@ -132,3 +132,59 @@ def test_nested_values_are_valid_json_at_any_depth() -> None:
         "missing": None,
     }
     json.loads(value, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+
+
+def test_columns_named_like_lambda_parameters_do_not_shadow_them() -> None:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT 1 AS id, {'key': 'zz', 'value': 5} AS e, 7 AS x,"
+        " MAP {'k': 'inf'::DOUBLE} AS m, ['nan'::DOUBLE] AS l"
+    )
+    [sync] = parse_syncs("t", {"primary_key": "id", "topic": "t"})
+    columns = message_columns("t", sync, describe_columns(con, "t"))
+    [(value,)] = con.execute(f"SELECT {columns.value} FROM t").fetchall()
+    assert json.loads(value) == {
+        "id": 1,
+        "e": {"key": "zz", "value": 5},
+        "x": 7,
+        "m": {"k": None},
+        "l": [None],
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("3", 3),
+        ("3.0", 3),
+        ("3.7", None),
+        ("seven", None),
+        (None, None),
+        ("99999999999", 99999999999),
+    ],
+)
+def test_partition_column_must_hold_a_whole_number(raw: str | None, expected: int | None) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (id INTEGER, part VARCHAR)")
+    con.execute("INSERT INTO t VALUES (1, ?)", [raw])
+    [sync] = parse_syncs("t", {"primary_key": "id", "topic": "t", "partition_column": "part"})
+    columns = message_columns("t", sync, describe_columns(con, "t"))
+    assert con.execute(f"SELECT {columns.partition} FROM t").fetchall() == [(expected,)]
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        ('{"a": NaN}', "not strict JSON"),
+        ("[1,]", "not strict JSON"),
+        ("{oops", "not valid JSON"),
+        ('{"a": "NaN"}', None),
+    ],
+)
+def test_json_column_must_be_strict_json(payload: str, error: str | None) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 1 AS id, ? AS payload", [payload])
+    [sync] = parse_syncs("t", {"primary_key": "id", "topic": "t", "message": {"column": "payload"}})
+    columns = message_columns("t", sync, describe_columns(con, "t"))
+    [(found,)] = con.execute(f"SELECT {columns.row_error} FROM t").fetchall()
+    assert (found is None) if error is None else (error in found)

@@ -107,3 +107,11 @@ def test_profiles_file_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HOME", str(tmp_path / "nohome"))
     with pytest.raises(ProfileError, match=r"no profiles\.yml found"):
         find_profiles_file(None, tmp_path / "empty")
+
+
+def test_a_value_that_does_not_render_is_not_shown() -> None:
+    with pytest.raises(ProfileError) as raised:
+        render_env_vars({"password": "p@{{ss%}w0rd"}, "kafka_sync.outputs.dev.auth")
+    message = raised.value.render()
+    assert "kafka_sync.outputs.dev.auth.password" in message
+    assert "w0rd" not in message

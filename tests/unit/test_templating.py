@@ -152,3 +152,44 @@ def test_template_file_missing_or_broken(tmp_path: Path) -> None:
     (tmp_path / "t.liquid").write_text("{% if %}")
     with pytest.raises(ConfigError, match="the template does not parse"):
         load_template(ENVIRONMENT, "m", None, "t.liquid", tmp_path)
+
+
+INJECTION = 'x", "admin": true, "y": "'
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param('{"t": "{{ row.tags }}"}', id="bare-list"),
+        pytest.param('{"t": "{{ row.name | split: \',\' }}"}', id="filter-returning-list"),
+        pytest.param('{% capture f %}{{ row.name }}{% endcapture %}{"t": "{{ f }}"}', id="capture"),
+    ],
+)
+def test_no_value_can_inject_json(source: str) -> None:
+    value, error = render(source, {"name": INJECTION, "tags": [INJECTION, "b"]})
+    assert error is None and value is not None
+    assert list(json.loads(value)) == ["t"]  # one field: nothing injected
+    assert INJECTION.replace(",", "") in json.loads(value)["t"].replace(",", "")  # escaped once
+
+
+@pytest.mark.parametrize("tag", ["echo row.name", "cycle 'a', 'b'", "include 'x'"])
+def test_tags_that_bypass_escaping_are_refused(tag: str) -> None:
+    with pytest.raises(ConfigError, match="the template does not parse"):
+        template("{% " + tag + " %}")
+
+
+def test_math_filters_keep_decimals_exact() -> None:
+    row = {"price": Decimal("19.99"), "qty": 3}
+    value, error = render(
+        '{"total": {{ row.price | times: row.qty | json }},'
+        ' "plus": {{ row.price | plus: 0.01 | json }}, "r": {{ row.price | round | json }}}',
+        row,
+    )
+    assert error is None
+    assert value == '{"total": 59.97, "plus": 20.00, "r": 20}'
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(text: str) -> None:
+    value, error = render('{"x": {{ row.s | raw_json }}}', {"s": text})
+    assert value is None and error is not None and "not valid JSON" in error
