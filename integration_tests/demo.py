@@ -16,27 +16,12 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import kafka_local  # noqa: E402  (the test harness's broker, shared with the demo)
 
-TOPICS = tuple(
-    f"demo.{name}"
-    for name in (
-        "customers",
-        "orders",
-        "customer_profiles",
-        "customer_events",
-        "order_notifications",
-        "tricky_columns",
-        "tricky_column",
-        "tricky_template",
-    )
-)
 STATE_DIR = HERE.parent / ".kafka-local"
 
 
 def main() -> int:
     """Run the demo end to end; return the exit code of dbt-kafka-sync."""
     broker = kafka_local.running_broker(STATE_DIR) or kafka_local.start(STATE_DIR)
-    for topic in TOPICS:
-        broker.create_topic(topic, partitions=1, exist_ok=True)
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": broker.plaintext,
@@ -46,10 +31,21 @@ def main() -> int:
     bin_dir = Path(sys.executable).parent
     for command in (["dbt", "deps"], ["dbt", "build"]):
         _step(command, [str(bin_dir / command[0]), *command[1:]], env)
+    topics = _topics()
+    for topic in topics:  # dbt-kafka-sync never creates topics: the demo does
+        broker.create_topic(topic, partitions=1, exist_ok=True)
     sync = _step(["dbt-kafka-sync"], [str(bin_dir / "dbt-kafka-sync")], env, check=False)
-    for topic in TOPICS:
+    for topic in topics:
         _print_topic(broker, topic)
     return sync.returncode
+
+
+def _topics() -> list[str]:
+    """The topics the example project's syncs publish to, read from its manifest."""
+    from dbt_kafka_sync.manifest import load_manifest, synced_models
+
+    models = synced_models(load_manifest(HERE / "target" / "manifest.json"))
+    return sorted({sync.topic for model in models for sync in model.syncs if sync.topic})
 
 
 def _step(
