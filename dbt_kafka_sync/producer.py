@@ -167,6 +167,7 @@ class Publisher:
         from confluent_kafka import KafkaException, Producer
 
         self.target = target
+        self._kafka_exception = KafkaException  # kept: importing per message is costly
         self._errors: list[Any] = []
         settings = producer_settings(target, base_dir)
         settings["error_cb"] = self._errors.append
@@ -278,8 +279,6 @@ class Publisher:
         callback: Any,
     ) -> str:
         """Queue one message; return why the client refused it, or '' once queued."""
-        from confluent_kafka import KafkaException
-
         while True:
             try:
                 self._producer.produce(
@@ -294,7 +293,7 @@ class Publisher:
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room.
                 self._producer.poll(0.5)
-            except KafkaException as exc:  # e.g. larger than message.max.bytes
+            except self._kafka_exception as exc:  # e.g. larger than message.max.bytes
                 return describe_kafka_error(exc.args[0] if exc.args else exc)
 
     def _wait_for_deliveries(self) -> None:
