@@ -5,7 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KAFKA_STATE ?= .kafka-local
 
-.PHONY: demo test lint unit integration broker broker-stop clean
+ROWS ?= 1000000
+
+.PHONY: demo test lint unit integration bench broker broker-stop clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,11 @@ unit: $(VENV)/.installed
 
 integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
+
+## bench: Kafka's own producer tool, a bare Python loop, pandas and dbt-kafka-sync side by side
+bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -r benchmarks/requirements.txt
+	$(PY) benchmarks/run.py --rows $(ROWS)
 
 ## broker / broker-stop: a local Kafka broker that stays up between commands
 broker: $(VENV)/.installed
