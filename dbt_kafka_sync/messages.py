@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.config import SyncConfig
 from dbt_kafka_sync.errors import ConfigError, quote_list
-from dbt_kafka_sync.sql import quote_identifier, quote_literal
+from dbt_kafka_sync.sql import events_list, quote_identifier, quote_literal
 
 if TYPE_CHECKING:
     from dbt_kafka_sync.templating import MessageTemplate
@@ -270,10 +270,9 @@ def select_messages(
         parts.append(f"struct_pack({fields}) AS {TEMPLATE_ROW}")
         if changes.previous:
             parts.append(f"{changes.previous} AS {TEMPLATE_PREVIOUS}")
-    wanted = ", ".join(quote_literal(e) for e in events) or "NULL"
     return (
         f"SELECT {', '.join(parts)} FROM {changes.table}"
-        f" WHERE {changes.event} IN ({wanted}) ORDER BY {changes.seq}"
+        f" WHERE {changes.event} IN ({events_list(events)}) ORDER BY {changes.seq}"
     )
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from dbt_kafka_sync.diff import CHANGES, EVENT, PENDING, SEQ, ChangeCounts, DiffInput, row_hash
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.producer import FailedRow
-from dbt_kafka_sync.sql import quote_identifier, quote_literal
+from dbt_kafka_sync.sql import events_list, quote_identifier
 from dbt_kafka_sync.state import (
     ALIAS,
     ROW_HASH,
@@ -203,11 +203,6 @@ def _apply_changes(
         f"INSERT INTO {table} ({columns}, {ROW_HASH}) SELECT {columns}, {ROW_HASH}"
         f" FROM dks_done WHERE {EVENT} <> 'removed'"
     )
-
-
-def events_list(events: list[str]) -> str:
-    """Return events as the inside of an SQL IN list (NULL, matching nothing, when empty)."""
-    return ", ".join(quote_literal(e) for e in events) or "NULL"
 
 
 def _save_sync(

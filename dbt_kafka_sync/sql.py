@@ -19,6 +19,11 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def events_list(events: list[str]) -> str:
+    """Return events as the inside of an SQL IN list (NULL, matching nothing, when empty)."""
+    return ", ".join(quote_literal(e) for e in events) or "NULL"
+
+
 def arrow_batches(
     connection: duckdb.DuckDBPyConnection, query: str, batch_rows: int
 ) -> pa.RecordBatchReader:

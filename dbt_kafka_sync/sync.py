@@ -31,10 +31,9 @@ from dbt_kafka_sync.snapshot import (
     SyncIdentity,
     SyncOutcome,
     commit,
-    events_list,
     snapshot_view,
 )
-from dbt_kafka_sync.sql import arrow_batches
+from dbt_kafka_sync.sql import arrow_batches, events_list
 from dbt_kafka_sync.state import SyncRecord, fingerprint, load_sync, sync_id
 
 if TYPE_CHECKING:

@@ -257,13 +257,19 @@ def _run_maven(pom: Path, output_dir: Path) -> None:
         f"-DoutputDirectory={output_dir}",
         "-DincludeScope=runtime",
     ]
+    _run_tool(cmd, f"Maven failed resolving Kafka {KAFKA_VERSION} jars", "mvn")
+
+
+def _run_tool(cmd: list[str], failure: str, tool: str) -> None:
+    """Run a build tool; on failure raise with the command and its (de-colored) output."""
     result = subprocess.run(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
     )
     if result.returncode != 0:
         raise KafkaLocalError(
-            f"Maven failed (exit {result.returncode}) resolving Kafka {KAFKA_VERSION} jars.\n"
-            f"Command: {' '.join(cmd)}\n--- mvn output ---\n{_ANSI_ESCAPE.sub('', result.stdout)}"
+            f"{failure} (exit {result.returncode}).\n"
+            f"Command: {' '.join(cmd)}\n--- {tool} output ---\n"
+            f"{_ANSI_ESCAPE.sub('', result.stdout)}"
         )
 
 
@@ -348,14 +354,7 @@ def iam_handler_jar(libs: Path | None = None) -> Path:
                 str(classes),
                 str(_IAM_HANDLER_SOURCE),
             ]
-            result = subprocess.run(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
-            )
-            if result.returncode != 0:
-                raise KafkaLocalError(
-                    f"javac failed (exit {result.returncode}) compiling {_IAM_HANDLER_SOURCE}\n"
-                    f"Command: {' '.join(cmd)}\n--- javac output ---\n{result.stdout}"
-                )
+            _run_tool(cmd, f"javac failed compiling {_IAM_HANDLER_SOURCE}", "javac")
             partial = Path(build) / jar.name
             with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
                 archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
