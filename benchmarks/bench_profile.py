@@ -21,13 +21,12 @@ FunctionKey = tuple[str, int, str]  # (file, line, function), as pstats keys the
 PRODUCE = "producer.produce() (C: copy into librdkafka's queue)"
 POLL = "poll() / flush() (C: delivery reports, Message objects)"
 CALLBACKS = "delivery callbacks (Python)"
-TO_PYLIST = "Arrow -> Python lists (to_pylist)"
-ROWS = "next Arrow batch from DuckDB + zip (the _rows generator)"
+TO_PYLIST = "Arrow -> Python lists (to_pylist, _MessageBatch.of)"
+ROWS = "next Arrow batch from DuckDB"
 LOOP = "per-message Python in the publish loop"
-IMPORT = "per-message `from confluent_kafka import ...` in _produce"
 QUERY = "DuckDB: message query (started by arrow_batches)"
 DIFF = "DuckDB: reading the model, change detection"
-COMMIT = "commit: Arrow array of delivered seqs + DuckDB snapshot write"
+COMMIT = "commit: DuckDB snapshot write"
 CONNECT = "connect to Kafka (metadata)"
 IMPORTS = "imports (incl. pandas: pyarrow imports it on the first pa.array() if installed)"
 OTHER = "the rest: interpreter start, CLI, profiles, manifest, config validation"
@@ -35,10 +34,15 @@ GC = "Python's cyclic garbage collector"
 
 _RULES: list[tuple[str, set[str] | None, str]] = [
     # (file suffix, function names or None for any, stage)
-    ("producer.py", {"on_delivery"}, CALLBACKS),
-    ("producer.py", {"<listcomp>"}, TO_PYLIST),
-    ("producer.py", {"_rows"}, ROWS),
-    ("producer.py", {"publish", "_produce", "headers", "choose", "check"}, LOOP),
+    ("delivery.py", {"on_delivery"}, CALLBACKS),
+    ("producer.py", {"of", "_values_unless_all_null", "<listcomp>"}, TO_PYLIST),
+    ("producer.py", {"publish"}, ROWS),
+    (
+        "producer.py",
+        {"_send_plain", "_send_checked", "_produce", "headers", "choose", "check"},
+        LOOP,
+    ),
+    ("progress.py", None, LOOP),
     ("producer.py", {"metadata", "partition_counts"}, CONNECT),
     ("sql.py", {"arrow_batches"}, QUERY),
     ("diff.py", None, DIFF),
@@ -94,18 +98,12 @@ class Breakdown:
 
     def _caller_stage(self, key: FunctionKey, caller: FunctionKey) -> str:
         """The stage of the nearest caller (up the dominant call chain) that has one."""
-        if key[2] == "_handle_fromlist" and caller[2] == "_produce":
-            return IMPORT
         seen = {key}
         current = caller
         for _ in range(40):
             stage = stage_of(current)
             if stage is not None:
                 return stage
-            if current[2] == "_handle_fromlist":
-                up = self.raw.get(current, (0, 0, 0, 0, {}))[4]
-                if any(c[2] == "_produce" for c in up):
-                    return IMPORT
             if current[2] == "_find_and_load":
                 return IMPORTS
             seen.add(current)
@@ -175,8 +173,6 @@ def stage_of_stack(frames: list[str]) -> str:
         file, _, name = keys[index]
         if name in _NATIVE:
             return _NATIVE[name]
-        if name == "_handle_fromlist" and index and keys[index - 1][2] == "_produce":
-            return IMPORT
         stage = stage_of(keys[index]) if "dbt_kafka_sync" in file else None
         if stage is not None:
             return stage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class SyncError(Exception):
@@ -79,3 +80,10 @@ class StateError(SyncError):
 def quote_list(names: Sequence[str]) -> str:
     """Format names for an error message: 'a', 'b', 'c'."""
     return ", ".join(f"'{name}'" for name in names)
+
+
+def describe_kafka_error(error: Any) -> str:
+    """Return a Kafka client error as one line: what happened and its Kafka error code."""
+    if hasattr(error, "str") and hasattr(error, "name"):
+        return f"{error.str()} ({error.name()})"
+    return str(error)

@@ -56,10 +56,11 @@ class MessageColumns:
 
 def json_value(expression: str, column_type: str) -> str:
     """Return an expression giving a value as consumers expect it in JSON."""
-    return _json_ready(expression, _parse_type(column_type)) or expression
+    return _json_ready(expression, parse_type(column_type)) or expression
 
 
-def _parse_type(column_type: str) -> Any:
+def parse_type(column_type: str) -> Any:
+    """Parse a DuckDB type name into a type object (id, children)."""
     import duckdb
 
     parse = getattr(duckdb, "sqltype", None) or duckdb.type
@@ -270,9 +271,11 @@ def select_messages(
         parts.append(f"struct_pack({fields}) AS {TEMPLATE_ROW}")
         if changes.previous:
             parts.append(f"{changes.previous} AS {TEMPLATE_PREVIOUS}")
+    # No ORDER BY: the table is in seq order already (DuckDB keeps insertion order), and
+    # sorting would hold every message back until all of them are built.
     return (
         f"SELECT {', '.join(parts)} FROM {changes.table}"
-        f" WHERE {changes.event} IN ({events_list(events)}) ORDER BY {changes.seq}"
+        f" WHERE {changes.event} IN ({events_list(events)})"
     )
 
 

@@ -47,8 +47,8 @@ def print_run(report: RunReport) -> None:
 def _print_failures(result: SyncResult) -> None:
     for row in result.failures[:MAX_PRINTED_FAILURES]:
         click.echo(f"       row key {row.row_key!r} ({row.event}): {row.reason}")
-    if len(result.failures) > MAX_PRINTED_FAILURES:
-        click.echo(f"       ... and {len(result.failures) - MAX_PRINTED_FAILURES} more")
+    if result.failed > MAX_PRINTED_FAILURES:
+        click.echo(f"       ... and {result.failed - MAX_PRINTED_FAILURES} more")
     for example in result.rejected_examples:
         click.echo(f"       rejected, primary key is NULL: {example}")
 

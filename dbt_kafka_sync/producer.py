@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.config import EVENT_HEADER
 from dbt_kafka_sync.connection import describe, security_settings
-from dbt_kafka_sync.errors import KafkaError, ProfileError, quote_list
+from dbt_kafka_sync.delivery import Deliveries, FailureReports
+from dbt_kafka_sync.errors import KafkaError, ProfileError, describe_kafka_error, quote_list
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -79,6 +79,13 @@ class Routing:
             headers += _EVENT_HEADERS[event]
         return headers or None
 
+    def event_headers(self) -> dict[str, Headers | None]:
+        """Event -> headers, when no header is configured: the same list for every message."""
+        return {
+            event: headers if self.event_header else None
+            for event, headers in _EVENT_HEADERS.items()
+        }
+
 
 @dataclass(frozen=True)
 class FailedRow:
@@ -87,22 +94,6 @@ class FailedRow:
     row_key: str | None
     event: str
     reason: str
-
-
-@dataclass
-class Deliveries:
-    """What happened to each message of one sync, by the row's sequence number."""
-
-    produced: int = 0  # messages handed to the producer
-    delivered: list[int] = field(default_factory=list)
-    failed: dict[int, FailedRow] = field(default_factory=dict)
-
-    def on_delivery(self, seq: int, row_key: str | None, event: str, error: Any, _: Any) -> None:
-        """Delivery report callback of one message."""
-        if error is None:
-            self.delivered.append(seq)
-        else:
-            self.failed[seq] = FailedRow(row_key, event, describe_kafka_error(error))
 
 
 class _ClientLog:
@@ -116,13 +107,6 @@ class _ClientLog:
 
     def log(self, _level: int, message: str, *args: object) -> None:
         self._log.debug(message, *args)
-
-
-def describe_kafka_error(error: Any) -> str:
-    """Return a client error as one readable line: what happened and its Kafka error code."""
-    if hasattr(error, "str") and hasattr(error, "name"):
-        return f"{error.str()} ({error.name()})"
-    return str(error)
 
 
 def _error_name(error: Any) -> str:
@@ -171,6 +155,10 @@ class Publisher:
         self._errors: list[Any] = []
         settings = producer_settings(target, base_dir)
         settings["error_cb"] = self._errors.append
+        # Only failed messages are reported: nothing to do per delivered message.
+        self._failures = FailureReports()
+        settings["on_delivery"] = self._failures.on_delivery
+        settings["delivery.report.only.error"] = True
         settings["logger"] = client_log()
         try:
             self._producer = Producer(settings)
@@ -243,52 +231,106 @@ class Publisher:
                 )
         return {topic: len(metadata.topics[topic].partitions) for topic in wanted}
 
-    def publish(self, batches: Iterable[pa.RecordBatch], routing: Routing) -> Deliveries:
-        """Send every message of the batches and wait for all delivery reports.
+    def publish(
+        self,
+        batches: Iterable[pa.RecordBatch],
+        routing: Routing,
+        progress: Callable[[int], None] | None = None,
+    ) -> Deliveries:
+        """Send every message of the batches and wait until each is delivered or failed.
 
         Each batch has the columns of MESSAGE_COLUMNS, then one per header of the
         routing. Rows with a row_error, a NULL topic or a partition out of range are not
-        sent and are reported as failed.
+        sent and are reported as refused. `progress` gets the count sent after each batch.
+        The failed messages are returned untraced: see delivery.trace_failures.
         """
         deliveries = Deliveries()
         place = _Placement(routing.partitions)
-        for count, row in enumerate(_rows(batches, len(routing.header_names)), 1):
-            seq, event, key, value, row_key, row_error, topic, partition, *header_values = row
+        self._failures.take()  # nothing of an earlier sync
+        for batch in batches:
+            columns = _MessageBatch.of(batch, routing)
+            if columns.is_plain():
+                self._send_plain(columns, routing, place, deliveries)
+            else:
+                self._send_checked(columns, routing, place, deliveries)
+            if progress is not None:
+                progress(deliveries.produced)
+        self._wait_for_deliveries()
+        deliveries.failed_messages = self._failures.take()
+        return deliveries
+
+    def _send_plain(
+        self, batch: _MessageBatch, routing: Routing, place: _Placement, deliveries: Deliveries
+    ) -> None:
+        """The common case, kept lean: one topic, no row errors, no partition or headers."""
+        [topic] = routing.partitions
+        produce, poll = self._producer.produce, self._producer.poll
+        headers_of = routing.event_headers()
+        next_partition, partitions = place.next_partition[topic], place.partitions[topic]
+        count = 0
+        for seq, event, key, value in zip(
+            batch.seqs, batch.events, batch.keys, batch.values, strict=True
+        ):
+            partition = -1
+            if key is None:  # round-robin, from a random start
+                partition = next_partition
+                next_partition = (next_partition + 1) % partitions
+            try:
+                produce(topic, value, key, partition, headers=headers_of[event])
+            except (BufferError, self._kafka_exception):
+                # Try again, waiting for room in a full queue, or learn why it was refused.
+                problem = self._produce(topic, key, value, partition, headers_of[event])
+                if problem:
+                    deliveries.refused[seq] = problem
+                    continue
+            count += 1
+            if count % POLL_EVERY == 0:
+                poll(0)
+        place.next_partition[topic] = next_partition
+        deliveries.produced += count
+
+    def _send_checked(
+        self, batch: _MessageBatch, routing: Routing, place: _Placement, deliveries: Deliveries
+    ) -> None:
+        """Any batch: row errors, topic and partition columns, headers."""
+        nulls = [None] * len(batch.seqs)
+        rows = zip(
+            batch.seqs,
+            batch.events,
+            batch.keys,
+            batch.values,
+            batch.errors or nulls,
+            batch.topics or [next(iter(routing.partitions), None)] * len(nulls),
+            batch.partitions or nulls,
+            batch.header_values or [()] * len(nulls),
+            strict=True,
+        )
+        for count, row in enumerate(rows, 1):
+            seq, event, key, value, row_error, topic, partition, header_values = row
             problem = row_error or place.check(topic, partition)
             if not problem:
-                callback = partial(deliveries.on_delivery, seq, row_key, event)
                 headers = routing.headers(event, header_values)
                 partition = place.choose(topic, key, partition)
-                problem = self._produce(topic, key, value, partition, headers, callback)
+                problem = self._produce(topic, key, value, partition, headers)
             if problem:
-                deliveries.failed[seq] = FailedRow(row_key, event, problem)
-            else:
-                deliveries.produced += 1
+                deliveries.refused[seq] = problem
+                continue
+            deliveries.produced += 1
             if count % POLL_EVERY == 0:
                 self._producer.poll(0)
-        self._wait_for_deliveries()
-        return deliveries
 
     def _produce(
         self,
         topic: str,
-        key: str | None,
-        value: str | None,
+        key: bytes | None,
+        value: bytes | None,
         partition: int,
         headers: Headers | None,
-        callback: Any,
     ) -> str:
         """Queue one message; return why the client refused it, or '' once queued."""
         while True:
             try:
-                self._producer.produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    partition=partition,
-                    headers=headers,
-                    on_delivery=callback,
-                )
+                self._producer.produce(topic, value, key, partition, headers=headers)
                 return ""
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room.
@@ -303,11 +345,57 @@ class Publisher:
             pass
 
 
-def _rows(batches: Iterable[pa.RecordBatch], headers: int) -> Iterator[tuple[Any, ...]]:
-    for batch in batches:
-        columns = [batch.column(name).to_pylist() for name in MESSAGE_COLUMNS]
-        columns += [batch.column(header_column(i)).to_pylist() for i in range(headers)]
-        yield from zip(*columns, strict=True)
+@dataclass(frozen=True)
+class _MessageBatch:
+    """The columns of one batch that Python needs, as lists; None when a column is unused."""
+
+    seqs: list[int]
+    events: list[str]
+    keys: Sequence[bytes | None]
+    values: list[bytes | None]
+    errors: list[str | None] | None
+    topics: list[str | None] | None
+    partitions: list[int | None] | None
+    header_values: list[tuple[str | None, ...]] | None
+
+    @classmethod
+    def of(cls, batch: pa.RecordBatch, routing: Routing) -> _MessageBatch:
+        """Take from a batch only what varies: constant and all-NULL columns stay in Arrow."""
+        import pyarrow as pa
+
+        keys = batch.column("key")
+        topics = batch.column("topic")
+        single_topic = len(routing.partitions) == 1 and topics.null_count == 0
+        headers = [batch.column(header_column(i)) for i in range(len(routing.header_names))]
+        return cls(
+            seqs=batch.column("seq").to_pylist(),
+            events=batch.column("event").to_pylist(),
+            keys=(
+                [None] * batch.num_rows
+                if keys.null_count == batch.num_rows
+                else keys.cast(pa.binary()).to_pylist()
+            ),
+            values=batch.column("value").cast(pa.binary()).to_pylist(),
+            errors=_values_unless_all_null(batch.column("row_error")),
+            topics=None if single_topic else topics.to_pylist(),
+            partitions=_values_unless_all_null(batch.column("partition")),
+            header_values=(
+                list(zip(*(h.to_pylist() for h in headers), strict=True)) if headers else None
+            ),
+        )
+
+    def is_plain(self) -> bool:
+        """True when every row goes to the one topic, without errors, partition or headers."""
+        return (
+            self.errors is None
+            and self.topics is None
+            and self.partitions is None
+            and self.header_values is None
+        )
+
+
+def _values_unless_all_null(column: pa.Array) -> list[Any] | None:
+    return None if column.null_count == len(column) else column.to_pylist()
 
 
 def header_column(index: int) -> str:

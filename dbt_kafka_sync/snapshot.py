@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from dbt_kafka_sync.diff import CHANGES, EVENT, PENDING, SEQ, ChangeCounts, DiffInput, row_hash
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.producer import FailedRow
-from dbt_kafka_sync.sql import events_list, quote_identifier
+from dbt_kafka_sync.sql import quote_identifier
 from dbt_kafka_sync.state import (
     ALIAS,
     ROW_HASH,
@@ -153,27 +153,28 @@ def commit(
     diff: DiffInput,
     view: SnapshotView | None,
     record: SyncRecord | None,
-    delivered: pa.Array,
-    unpublished_events: list[str],
+    failed: pa.Array,
     identity: SyncIdentity,
     outcome: SyncOutcome,
 ) -> None:
-    """Advance the snapshot for delivered or unpublished rows and record the outcome.
+    """Advance the snapshot for every change but the failed rows; record the outcome.
 
-    One transaction: on any error nothing of it is kept.
+    Called once publishing is over: each change was then delivered, failed (its seq is in
+    `failed`), or of an event the sync does not publish. One transaction: on any error
+    nothing of it is kept.
     """
     import pyarrow as pa
 
     table = record.snapshot_table if record else snapshot_name(identity.sync_id)
-    connection.register("dks_delivered", pa.table({SEQ: delivered}))
+    connection.register("dks_failed", pa.table({SEQ: failed}))
     try:
         with transaction(connection):
             _shape_table(connection, diff, view, table)
-            _apply_changes(connection, diff, qualified(table), unpublished_events)
+            _apply_changes(connection, diff, qualified(table))
             _save_sync(connection, diff, table, identity)
             record_outcome(connection, outcome)
     finally:
-        connection.unregister("dks_delivered")
+        connection.unregister("dks_failed")
 
 
 def _shape_table(
@@ -189,13 +190,8 @@ def _shape_table(
         )
 
 
-def _apply_changes(
-    connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str, unpublished: list[str]
-) -> None:
-    done = (
-        f"SELECT * FROM {CHANGES} WHERE {SEQ} IN (SELECT {SEQ} FROM dks_delivered)"
-        f" OR {EVENT} IN ({events_list(unpublished)})"
-    )
+def _apply_changes(connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str) -> None:
+    done = f"SELECT * FROM {CHANGES} WHERE {SEQ} NOT IN (SELECT {SEQ} FROM dks_failed)"
     connection.execute(f"CREATE OR REPLACE TEMP TABLE dks_done AS {done}")
     connection.execute(f"DELETE FROM {table} s USING dks_done d WHERE {diff.key_join('s', 'd')}")
     columns = ", ".join(quote_identifier(c) for c in diff.columns)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from dbt_kafka_sync.delivery import Deliveries, trace_failures
 from dbt_kafka_sync.diff import (
     CHANGES,
     EVENT,
@@ -25,8 +26,10 @@ from dbt_kafka_sync.messages import (
     required_columns,
     select_messages,
 )
-from dbt_kafka_sync.producer import Deliveries, FailedRow, Routing
+from dbt_kafka_sync.producer import FailedRow, Routing
+from dbt_kafka_sync.progress import Progress
 from dbt_kafka_sync.snapshot import (
+    MAX_RECORDED_ROWS,
     SnapshotView,
     SyncIdentity,
     SyncOutcome,
@@ -35,6 +38,7 @@ from dbt_kafka_sync.snapshot import (
 )
 from dbt_kafka_sync.sql import arrow_batches, events_list
 from dbt_kafka_sync.state import SyncRecord, fingerprint, load_sync, sync_id
+from dbt_kafka_sync.template_sql import template_sql
 
 if TYPE_CHECKING:
     import duckdb
@@ -148,6 +152,7 @@ class _Plan:
     events: list[str]
     query: str
     template: MessageTemplate | None
+    renderer: MessageTemplate | None  # the template when Liquid renders it, not DuckDB
 
 
 def sync_model(context: SyncContext, model: SyncedModel, sync: SyncConfig) -> SyncResult:
@@ -171,6 +176,10 @@ def _diff(context: SyncContext, model: SyncedModel, sync: SyncConfig, result: Sy
     types = describe_columns(connection, relation)
     diff = diff_input(model.name, sync, relation, types, template)
     messages = message_columns(model.name, sync, diff.columns, template)
+    built = template_sql(template, diff.columns) if template is not None else None
+    if built is not None:
+        log.debug("%s: the template is simple enough for DuckDB to build it", model.name)
+        messages = replace(messages, value=built, template=None)
     check_duplicate_keys(connection, model.name, diff)
     result.rejected, result.rejected_examples = null_key_rows(connection, diff)
 
@@ -188,7 +197,7 @@ def _diff(context: SyncContext, model: SyncedModel, sync: SyncConfig, result: Sy
     events: list[str] = [] if skip_initial else list(sync.events)
     changes = ChangeTable(CHANGES, SEQ, EVENT, PREVIOUS if with_previous else None)
     query = select_messages(messages, sync, events, list(diff.columns), changes)
-    return _Plan(diff, record, view, events, query, template)
+    return _Plan(diff, record, view, events, query, template, messages.template)
 
 
 def _publish(
@@ -204,15 +213,46 @@ def _publish(
     reader = arrow_batches(context.connection, plan.query, BATCH_ROWS)
     try:
         deliveries = context.publisher.publish(
-            _messages(context, model, sync, plan, reader), routing
+            _messages(context, model, sync, plan, reader),
+            routing,
+            Progress(f"{model.name} -> {sync.destination}", to_publish),
         )
     finally:
         reader.close()  # DuckDB refuses other statements while a result is open
+    _trace_failures(context, model, sync, plan, deliveries)
     result.published = deliveries.produced
-    result.delivered = len(deliveries.delivered)
+    result.delivered = deliveries.delivered
     result.failed = len(deliveries.failed)
-    result.failures = list(deliveries.failed.values())
+    result.failures = _failed_rows(context, plan, deliveries.failed)
     return deliveries
+
+
+def _trace_failures(
+    context: SyncContext, model: SyncedModel, sync: SyncConfig, plan: _Plan, deliveries: Deliveries
+) -> None:
+    """Find the rows of the messages that failed, by building the messages again."""
+    if not deliveries.failed_messages:
+        trace_failures(deliveries, [])
+        return
+    failed = len(deliveries.failed_messages)
+    log.info("%s: %d messages failed; finding their rows", model.name, failed)
+    reader = arrow_batches(context.connection, plan.query, BATCH_ROWS)
+    try:
+        trace_failures(deliveries, _messages(context, model, sync, plan, reader))
+    finally:
+        reader.close()
+
+
+def _failed_rows(context: SyncContext, plan: _Plan, failed: dict[int, str]) -> list[FailedRow]:
+    """Name the first failed rows (as many as the history keeps) by primary key and event."""
+    if not failed:
+        return []
+    seqs = sorted(failed)[:MAX_RECORDED_ROWS]
+    rows = context.connection.execute(
+        f"SELECT seq, row_key, event FROM ({plan.query}) WHERE seq IN ({', '.join(map(str, seqs))})"
+        " ORDER BY seq"
+    ).fetchall()
+    return [FailedRow(row_key, event, failed[seq]) for seq, row_key, event in rows]
 
 
 def _commit(
@@ -223,7 +263,6 @@ def _commit(
     deliveries: Deliveries,
     result: SyncResult,
 ) -> None:
-    import pyarrow as pa
 
     identity = sync_id(context.target, model.unique_id, sync.name)
     rejected = [
@@ -258,15 +297,12 @@ def _commit(
         fingerprint=fingerprint,
         duckdb_version=_duckdb_version(),
     )
-    unpublished = [e for e in ("added", "changed", "removed") if e not in plan.events]
-    delivered = pa.array(deliveries.delivered, type=pa.int64())
     commit(
         context.connection,
         plan.diff,
         plan.view,
         plan.record,
-        delivered,
-        unpublished,
+        deliveries.failed_array(),
         sync_record,
         outcome,
     )
@@ -290,10 +326,10 @@ def _messages(
     batches: pa.RecordBatchReader,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the messages; a template sync renders its values on the way."""
-    if plan.template is None:
+    if plan.renderer is None:
         return iter(batches)
     tombstone = sync.on_remove == "tombstone"
-    return plan.template.render_batches(batches, context.template_context(model), tombstone)
+    return plan.renderer.render_batches(batches, context.template_context(model), tombstone)
 
 
 def _count(connection: duckdb.DuckDBPyConnection, events: list[str]) -> int:

@@ -1192,10 +1192,18 @@ class Broker:
         return AdminClient(self.client_config(), logger=_CLIENT_LOG)
 
     def create_topic(
-        self, name: str, partitions: int = 1, *, timeout: float = 30.0, exist_ok: bool = False
+        self,
+        name: str,
+        partitions: int = 1,
+        *,
+        timeout: float = 30.0,
+        exist_ok: bool = False,
+        config: dict[str, str] | None = None,
     ) -> None:
         """Create a topic on this broker; see :func:`create_topic`."""
-        create_topic(self.plaintext, name, partitions, timeout=timeout, exist_ok=exist_ok)
+        create_topic(
+            self.plaintext, name, partitions, timeout=timeout, exist_ok=exist_ok, config=config
+        )
 
     def delete_topic(self, name: str, *, timeout: float = 30.0, missing_ok: bool = False) -> None:
         """Delete a topic on this broker; see :func:`delete_topic`."""
@@ -1339,6 +1347,7 @@ def create_topic(
     *,
     timeout: float = 30.0,
     exist_ok: bool = False,
+    config: dict[str, str] | None = None,
 ) -> None:
     """Create a topic and wait until every partition has a leader.
 
@@ -1348,6 +1357,7 @@ def create_topic(
         partitions: Number of partitions (replication factor is always 1).
         timeout: Seconds to wait in total.
         exist_ok: Do not raise if the topic already exists.
+        config: Topic configs, e.g. {"max.message.bytes": "2000"}.
 
     Raises:
         KafkaLocalError: If the topic is not fully available in time.
@@ -1360,7 +1370,7 @@ def create_topic(
 
     deadline = time.monotonic() + timeout
     admin = _admin(bootstrap_servers)
-    spec = NewTopic(name, num_partitions=partitions, replication_factor=1)
+    spec = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
     futures = admin.create_topics([spec], operation_timeout=timeout, request_timeout=timeout)
     try:
         futures[name].result(timeout=timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import kafka_local
+import pytest
 from harness import Kafka, Project
 
 ROWS = 20_000
@@ -104,3 +106,56 @@ def test_failed_rows_are_resent_and_delivered_rows_are_not(project: Project, kaf
     assert third.returncode == 0
     assert "1 added, 0 changed, 0 removed; 1 delivered, 0 failed" in third.stdout
     assert sorted(r.key or "" for r in kafka.consume_all(topic)) == ["1", "2", "3", "4", "5"]
+
+
+REFUSED_ROWS = 600
+BIG_EVERY = 50  # every 50th row is too large for the topic's max.message.bytes below
+
+
+def refused_model(label_length: int, keyed: bool) -> str:
+    key = "'key_column': 'id'," if keyed else ""
+    return f"""
+{{{{ config(meta={{'kafka_sync': {{
+    'primary_key': 'id', {key}
+    'topic': var('kafka_topic_prefix', 'demo.') ~ 'refused'}}}}) }}}}
+select range as id,
+       case when range % {BIG_EVERY} = 0 then repeat('x', {label_length}) else 'row ' || range end
+         as label
+from range({REFUSED_ROWS})
+"""
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "keyless"])
+def test_rows_the_broker_refuses_are_resent_and_only_they(
+    project: Project, kafka: Kafka, keyed: bool
+) -> None:
+    """The broker refuses some messages after they were queued: their delivery reports
+    fail among successful ones, on every partition, and must reach the right rows."""
+    project.write_model("refused", refused_model(3000, keyed))
+    topic = project.build(kafka, ()) + "refused"
+    kafka_local.create_topic(
+        kafka.bootstrap_servers, topic, 3, config={"max.message.bytes": "2000"}
+    )
+    # One message per request, uncompressed: the broker refuses exactly the large ones.
+    project.set_producer({"batch.num.messages": 1, "compression.type": "none"})
+    big = {i for i in range(REFUSED_ROWS) if i % BIG_EVERY == 0}
+
+    first = project.sync("--select", "refused")
+
+    assert first.returncode == 1, first.stdout + first.stderr
+    delivered = REFUSED_ROWS - len(big)
+    assert f"{delivered} delivered, {len(big)} failed" in first.stdout, first.stdout
+    assert "(MSG_SIZE_TOO_LARGE)" in first.stdout
+    assert sorted(_ids(kafka.consume_all(topic))) == sorted(set(range(REFUSED_ROWS)) - big)
+
+    project.write_model("refused", refused_model(10, keyed))
+    project.rebuild()
+    second = project.sync("--select", "refused")
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"{len(big)} added, 0 changed, 0 removed; {len(big)} delivered" in second.stdout
+    assert sorted(_ids(kafka.consume_all(topic))) == list(range(REFUSED_ROWS))  # each once
+
+
+def _ids(records: list[kafka_local.Record]) -> list[int]:
+    return [json.loads(record.value or "")["id"] for record in records]

@@ -14,6 +14,7 @@ import pytest
 from dbt_kafka_sync.diff import (
     CHANGES,
     EVENT,
+    SEQ,
     ChangeCounts,
     DiffInput,
     check_duplicate_keys,
@@ -70,17 +71,26 @@ def diff_and_commit(
     diff: DiffInput = DIFF,
     unpublished: tuple[str, ...] = (),
 ) -> list[tuple[Any, ...]]:
-    """Diff the model against the snapshot, then commit (by default every change)."""
+    """Diff the model against the snapshot, then commit (by default every change).
+
+    `delivered`: the seqs delivered, of the events published (all but `unpublished`).
+    """
     found, view, record = only_diff(con, resend, diff)
-    seqs = delivered if delivered is not None else list(range(1, len(found) + 1))
+    published = [
+        seq
+        for (seq,) in con.execute(
+            f"SELECT {SEQ} FROM {CHANGES} WHERE {EVENT} NOT IN (SELECT unnest(?))",
+            [list(unpublished)],
+        ).fetchall()
+    ]
+    failed = [seq for seq in published if delivered is not None and seq not in delivered]
     outcome = SyncOutcome("run", IDENTITY.sync_id, "m", "default", "topic", ChangeCounts(), 0, 0)
     commit(
         con,
         diff,
         view,
         record,
-        pa.array(seqs, type=pa.int64()),
-        list(unpublished),
+        pa.array(failed, type=pa.int64()),
         IDENTITY,
         outcome,
     )
@@ -161,7 +171,7 @@ def test_a_failed_commit_changes_nothing(connection: duckdb.DuckDBPyConnection) 
     # Fails half-way: after the snapshot table was created and filled, before the history.
     broken = dataclasses.replace(outcome, counts=None)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
-        commit(connection, DIFF, None, None, pa.array([1], type=pa.int64()), [], IDENTITY, broken)
+        commit(connection, DIFF, None, None, pa.array([], type=pa.int64()), IDENTITY, broken)
     assert load_sync(connection, IDENTITY.sync_id) is None
     tables = connection.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'snapshot_%'"

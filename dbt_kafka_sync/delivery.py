@@ -1,0 +1,122 @@
+"""Which rows reached Kafka, with no work per delivered message.
+
+The producer reports only the messages that failed (`delivery.report.only.error`). Once
+flush() has returned, every message handed to the producer was either delivered or
+reported, so the delivered rows are the sent ones minus the failed ones. A failure report
+names the message's topic, key and value; tracing it back to its row means building the
+messages again and matching them, which costs a second pass only when something failed.
+
+Messages alike in topic, key and value cannot be told apart by a report: when one of them
+fails, all of them count as failed and are sent again by the next run. A report that
+matches no message fails every row of the sync. Either way a row may be sent twice, but
+is never counted as delivered when it was not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dbt_kafka_sync.errors import describe_kafka_error
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+UNTRACED = (
+    "a delivery failure could not be traced to its row, so no row of this sync counts as delivered"
+)
+Identity = tuple[str, bytes | None, bytes | None]  # topic, key, value
+
+
+@dataclass(frozen=True)
+class FailedMessage:
+    """A message the producer accepted and then could not deliver."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    reason: str
+
+
+@dataclass
+class Deliveries:
+    """What happened to the messages of one sync.
+
+    Attributes:
+        produced: messages handed to the producer.
+        refused: seq -> why the row was not sent at all (row errors, produce() refusals).
+        failed_messages: the failure reports of messages handed to the producer.
+        failed: seq -> reason, for every row that did not reach Kafka, once traced.
+    """
+
+    produced: int = 0
+    refused: dict[int, str] = field(default_factory=dict)
+    failed_messages: list[FailedMessage] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def delivered(self) -> int:
+        """Rows whose message reached Kafka."""
+        return self.produced - (len(self.failed) - len(self.refused))
+
+    def failed_array(self) -> pa.Array:
+        """The sequence numbers of the rows that did not reach Kafka, for the commit."""
+        import pyarrow as pa
+
+        return pa.array(sorted(self.failed), type=pa.int64())
+
+
+class FailureReports:
+    """The producer's delivery callback: keeps the reports of failed messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[FailedMessage] = []
+
+    def on_delivery(self, error: Any, message: Any) -> None:
+        """Called by the producer for each failed message (and nothing else)."""
+        if error is not None:
+            reason = describe_kafka_error(error)
+            self.messages.append(
+                FailedMessage(message.topic(), message.key(), message.value(), reason)
+            )
+
+    def take(self) -> list[FailedMessage]:
+        """The reports so far, leaving none behind for the next sync."""
+        messages, self.messages = self.messages, []
+        return messages
+
+
+def trace_failures(deliveries: Deliveries, batches: Iterable[pa.RecordBatch]) -> None:
+    """Fill `deliveries.failed`: the refused rows and the rows of the failed messages.
+
+    Args:
+        deliveries: the outcome of publishing.
+        batches: the same messages again (seq, topic, key and value columns).
+    """
+    deliveries.failed = dict(deliveries.refused)
+    if not deliveries.failed_messages:
+        return
+    reasons: dict[Identity, str] = {
+        (m.topic, m.key, m.value): m.reason for m in deliveries.failed_messages
+    }
+    traced: set[Identity] = set()
+    every_seq: list[int] = []
+    for batch in batches:
+        for seq, identity in _identities(batch):
+            every_seq.append(seq)
+            if identity in reasons and seq not in deliveries.refused:
+                deliveries.failed[seq] = reasons[identity]
+                traced.add(identity)
+    if len(traced) < len(reasons):
+        deliveries.failed = dict.fromkeys(every_seq, UNTRACED) | deliveries.refused
+
+
+def _identities(batch: pa.RecordBatch) -> Iterable[tuple[int, Identity]]:
+    import pyarrow as pa
+
+    topics = batch.column("topic").to_pylist()
+    keys = batch.column("key").cast(pa.binary()).to_pylist()
+    values = batch.column("value").cast(pa.binary()).to_pylist()
+    seqs = batch.column("seq").to_pylist()
+    return zip(seqs, zip(topics, keys, values, strict=True), strict=True)
