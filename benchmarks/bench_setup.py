@@ -36,8 +36,12 @@ LAST = ["Martin", "Schmidt", "Rossi", "Tanaka", "Okafor", "Silva", "Novak", "Had
 COUNTRIES = ["FR", "DE", "IT", "JP", "NG", "BR", "CZ", "LB"]
 CHANGE_STEP = 30  # 10% of rows change: one in 30 each updated, deleted and added
 
-# Liquid template giving the same JSON document as the columns mode.
+# Liquid template giving the same JSON document as the columns mode; DuckDB builds it.
 TEMPLATE = "{" + ", ".join(f'"{c}": {{{{ row.{c} | json }}}}' for c in COLUMNS) + "}"
+# The same document from a template with a tag, which only Liquid can render.
+LIQUID_TEMPLATE = TEMPLATE.replace(
+    "{{ row.active | json }}", "{% if row.active %}true{% else %}false{% endif %}"
+)
 
 
 def _sql_list(values: list[str]) -> str:
@@ -129,6 +133,7 @@ MODELS = {
     "columns_list": BenchModel("customers_columns", TABLE, {"columns": list(COLUMNS)}),
     "column": BenchModel("customers_json", PAYLOAD_TABLE, {"column": PAYLOAD_COLUMN}),
     "template": BenchModel("customers_template", TABLE, {"template": TEMPLATE}),
+    "liquid": BenchModel("customers_liquid", TABLE, {"template": LIQUID_TEMPLATE}),
     "cprofile": BenchModel("customers_cprofiled", TABLE),
     "py-spy": BenchModel("customers_spied", TABLE),
 }

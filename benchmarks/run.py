@@ -2,7 +2,7 @@
 
     .venv/bin/pip install -r benchmarks/requirements.txt
     .venv/bin/python benchmarks/run.py                 # 1,000,000 rows, 6 partitions
-    .venv/bin/python benchmarks/run.py --rows 100000 --skip tool-template --keep
+    .venv/bin/python benchmarks/run.py --rows 100000 --skip tool-liquid --keep
 
 One run starts one local Kafka broker (tests/kafka_local.py), generates a DuckDB warehouse
 and a minimal dbt project around it (no dbt run), then measures, each on a fresh topic
@@ -22,7 +22,10 @@ with the same partition count and each in its own child process:
   tool-nochange      `dbt-kafka-sync run` with nothing changed
   tool-columns-list  backfill of a fresh sync with `message: {columns: [...]}`
   tool-column        backfill of a fresh sync with `message: {column: payload}`
-  tool-template      backfill of a fresh sync with an inline Liquid template
+  tool-template      backfill of a fresh sync with an inline template of `{{ row.x | json }}`
+                     values only, which DuckDB builds
+  tool-liquid        the same document from a template with an `if` tag, which Liquid
+                     renders row by row
   profile            the tool's backfill under cProfile, then under py-spy if installed
 
 Results go to benchmarks/results/: results.md, results.json, throughput.png, profile.md.
@@ -95,6 +98,7 @@ STEPS = (
     "tool-columns-list",
     "tool-column",
     "tool-template",
+    "tool-liquid",
     "profile",
 )
 NEEDS = {"tool-change": "tool-backfill", "tool-nochange": "tool-backfill"}
@@ -405,7 +409,10 @@ def step_actions(bench: Bench) -> dict[str, Callable[[], None]]:
             bench, "tool-column", "dbt-kafka-sync: backfill, JSON column", "column"
         ),
         "tool-template": lambda: tool_run(
-            bench, "tool-template", "dbt-kafka-sync: backfill, Liquid template", "template"
+            bench, "tool-template", "dbt-kafka-sync: backfill, template built by DuckDB", "template"
+        ),
+        "tool-liquid": lambda: tool_run(
+            bench, "tool-liquid", "dbt-kafka-sync: backfill, template rendered by Liquid", "liquid"
         ),
         "profile": lambda: profile_backfill(bench),
     }

@@ -14,6 +14,7 @@ is never counted as delivered when it was not.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -64,7 +65,9 @@ class Deliveries:
         """The sequence numbers of the rows that did not reach Kafka, for the commit."""
         import pyarrow as pa
 
-        return pa.array(sorted(self.failed), type=pa.int64())
+        # From a buffer: pa.array() of a Python list would import pandas when installed.
+        seqs = array("q", sorted(self.failed))
+        return pa.Array.from_buffers(pa.int64(), len(seqs), [None, pa.py_buffer(seqs)])
 
 
 class FailureReports:

@@ -17,10 +17,11 @@ from dbt_kafka_sync.state import ROW_HASH
 if TYPE_CHECKING:
     import duckdb
 
-SEQ = "__dks_seq"
+SEQ = "rowid"  # a change's sequence number: its row id in CHANGES, which is never modified
 EVENT = "__dks_event"
 PREVIOUS = "__dks_previous"
 CHANGES = "dks_changes"  # temp table of the sync being processed
+MATCHED = "__dks_matched"  # in the changed keys: the key is in both the model and the snapshot
 MAX_REPORTED_KEYS = 10
 
 
@@ -121,6 +122,36 @@ def check_duplicate_keys(
     )
 
 
+def keys_may_repeat(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, snapshot: str | None
+) -> bool:
+    """After compute_changes: tell cheaply whether the model's primary key may repeat.
+
+    Snapshot keys are unique (a model with repeated keys is never committed). With unique
+    model keys, each model row matches one snapshot row or is added, so the model has
+    `snapshot - removed + added` rows. A repeated key that matches the snapshot breaks
+    that count; one that does not shows as the same key added twice. False means the
+    keys are unique; True calls for check_duplicate_keys.
+    """
+    keys = ", ".join(quote_identifier(c) for c in diff.primary_key)
+    [(model_rows,)] = connection.execute(
+        f"SELECT count(*) FROM {diff.relation} WHERE {diff.key_not_null()}"
+    ).fetchall()
+    [(snapshot_rows,)] = connection.execute(
+        f"SELECT count(*) FROM {snapshot or _empty_snapshot(diff)}"
+    ).fetchall()
+    [(added, removed, repeated)] = connection.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE {EVENT} = 'added' AND NOT {MATCHED}),
+               count(*) FILTER (WHERE {EVENT} = 'removed'),
+               (SELECT count(*) FROM (SELECT {keys} FROM dks_changed_keys
+                                      GROUP BY ALL HAVING count(*) > 1))
+        FROM dks_changed_keys
+        """
+    ).fetchall()
+    return bool(repeated) or model_rows != snapshot_rows - removed + added
+
+
 def null_key_rows(connection: duckdb.DuckDBPyConnection, diff: DiffInput) -> tuple[int, list[str]]:
     """Count rows whose primary key has a NULL, with a few of them as JSON examples."""
     condition = " OR ".join(f"{quote_identifier(c)} IS NULL" for c in diff.primary_key)
@@ -165,7 +196,7 @@ def compute_changes(
                     WHEN c.{ROW_HASH} IS NULL THEN 'removed'
                     WHEN c.{ROW_HASH} <> s.{ROW_HASH} THEN 'changed'
                     ELSE 'added' END AS {EVENT},
-               c.{ROW_HASH}
+               c.{ROW_HASH}, s.{ROW_HASH} IS NOT NULL AS {MATCHED}
         FROM (SELECT {keys}, {diff.row_hash()} AS {ROW_HASH} FROM {diff.relation}
               WHERE {diff.key_not_null()}) c
         FULL OUTER JOIN (SELECT {keys}, {ROW_HASH} FROM {snapshot_rows}) s
@@ -185,7 +216,7 @@ def compute_changes(
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {CHANGES} AS
-        SELECT row_number() OVER () AS {SEQ}, * FROM (
+        SELECT * FROM (
             SELECT k.{EVENT}, {columns}, k.{ROW_HASH}{previous}
             FROM dks_changed_keys k JOIN {diff.relation} r ON {diff.key_join("k", "r")}
             {previous_join}

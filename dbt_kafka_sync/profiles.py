@@ -8,6 +8,7 @@ project keeps one profiles.yml and one habit for secrets.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from dbt_kafka_sync.errors import ProfileError, quote_list
 
 KAFKA_PROFILE = "kafka_sync"
 DEFAULT_STATE_PATH = ".dbt_kafka_sync/state.duckdb"
+DEFAULT_MEMORY_LIMIT = "1GB"
+MEMORY_SIZE = r"(?i)^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # as DuckDB reads sizes
 
 
 class KafkaTarget(BaseModel):
@@ -34,6 +37,15 @@ class KafkaTarget(BaseModel):
     tls: TlsConfig | None = None
     producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
     state_path: str = DEFAULT_STATE_PATH
+    # DuckDB's memory for change detection; beyond it DuckDB spills to disk by the state.
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not re.match(MEMORY_SIZE, value.strip()):
+            raise ValueError(f"{value!r} is not a size: write e.g. 1GB, 512MB or 2.5GiB")
+        return value.strip()
 
     @field_validator("tls", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from dbt_kafka_sync.diff import ChangeCounts
 from dbt_kafka_sync.errors import SyncError, WarehouseError
 from dbt_kafka_sync.manifest import SyncedModel, load_manifest, select_models, synced_models
 from dbt_kafka_sync.profiles import (
+    DEFAULT_MEMORY_LIMIT,
     KafkaTarget,
     dbt_output,
     find_profiles_file,
@@ -122,18 +124,27 @@ def new_run_id() -> str:
 
 
 @contextmanager
-def state_connection(path: Path, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection with the state store attached."""
+def state_connection(
+    path: Path, read_only: bool, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection with the state store attached.
+
+    Its memory is capped: a large diff spills to a temporary folder (under $TMPDIR),
+    removed at the end, instead of growing with the table.
+    """
     import duckdb
 
-    connection = duckdb.connect()
-    # Instants rendered as text (keys, headers, row keys) must not depend on the machine.
-    connection.execute("SET TimeZone = 'UTC'")
-    try:
-        open_state(connection, path, read_only)
-        yield connection
-    finally:
-        connection.close()
+    with tempfile.TemporaryDirectory(prefix="dbt-kafka-sync-") as spill:
+        connection = duckdb.connect()
+        # Instants rendered as text (keys, headers, row keys) must not depend on the machine.
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.execute("SET memory_limit = ?", [memory_limit])
+        connection.execute("SET temp_directory = ?", [spill])
+        try:
+            open_state(connection, path, read_only)
+            yield connection
+        finally:
+            connection.close()
 
 
 def run(context: RunContext, full_refresh: bool = False) -> RunReport:
@@ -147,7 +158,7 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     # Connect and authenticate first: a broker that cannot be reached changes nothing.
     publisher = Publisher(context.kafka, context.project_dir)
     publisher.metadata()
-    with state_connection(context.state_path, read_only=False) as connection:
+    with state_connection(context.state_path, False, context.kafka.memory_limit) as connection:
         begin_run(connection, report.run_id, "run", context.target_name)
         try:
             sync_context = context.sync_context(connection, publisher, report.run_id, full_refresh)
@@ -166,7 +177,7 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
 def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
     """Count what a run would publish, with sample messages; publish and write nothing."""
     report = RunReport("plan")
-    with state_connection(context.state_path, read_only=True) as connection:
+    with state_connection(context.state_path, True, context.kafka.memory_limit) as connection:
         sync_context = context.sync_context(connection, None, "plan", full_refresh)
         _sync_all(sync_context, context.models, report)
     return report

@@ -166,7 +166,7 @@ def commit(
     import pyarrow as pa
 
     table = record.snapshot_table if record else snapshot_name(identity.sync_id)
-    connection.register("dks_failed", pa.table({SEQ: failed}))
+    connection.register("dks_failed", pa.table({"seq": failed}))
     try:
         with transaction(connection):
             _shape_table(connection, diff, view, table)
@@ -191,7 +191,7 @@ def _shape_table(
 
 
 def _apply_changes(connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str) -> None:
-    done = f"SELECT * FROM {CHANGES} WHERE {SEQ} NOT IN (SELECT {SEQ} FROM dks_failed)"
+    done = f"SELECT * FROM {CHANGES} WHERE {SEQ} NOT IN (SELECT seq FROM dks_failed)"
     connection.execute(f"CREATE OR REPLACE TEMP TABLE dks_done AS {done}")
     connection.execute(f"DELETE FROM {table} s USING dks_done d WHERE {diff.key_join('s', 'd')}")
     columns = ", ".join(quote_identifier(c) for c in diff.columns)

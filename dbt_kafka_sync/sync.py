@@ -17,6 +17,7 @@ from dbt_kafka_sync.diff import (
     DiffInput,
     check_duplicate_keys,
     compute_changes,
+    keys_may_repeat,
     null_key_rows,
 )
 from dbt_kafka_sync.messages import (
@@ -178,9 +179,8 @@ def _diff(context: SyncContext, model: SyncedModel, sync: SyncConfig, result: Sy
     messages = message_columns(model.name, sync, diff.columns, template)
     built = template_sql(template, diff.columns) if template is not None else None
     if built is not None:
-        log.debug("%s: the template is simple enough for DuckDB to build it", model.name)
+        log.debug("%s (%s): DuckDB builds the template's messages", model.name, sync.name)
         messages = replace(messages, value=built, template=None)
-    check_duplicate_keys(connection, model.name, diff)
     result.rejected, result.rejected_examples = null_key_rows(connection, diff)
 
     record = load_sync(connection, sync_id(context.target, model.unique_id, sync.name))
@@ -191,6 +191,8 @@ def _diff(context: SyncContext, model: SyncedModel, sync: SyncConfig, result: Sy
     result.counts = compute_changes(
         connection, diff, view.sql if view else None, context.full_refresh, with_previous
     )
+    if keys_may_repeat(connection, diff, view.sql if view else None):
+        check_duplicate_keys(connection, model.name, diff)  # names the keys, fails the sync
     skip_initial = record is None and sync.initial_sync == "skip" and not context.full_refresh
     if skip_initial:
         result.notes.append("initial_sync: skip - the current rows are recorded, none is sent")

@@ -1,4 +1,4 @@
--- Values that break naive JSON, synced three ways. The sync config lives in config(meta=...)
+-- Values that break naive JSON, synced four ways. The sync config lives in config(meta=...)
 -- here: dbt evaluates it as a dict, so a Liquid template inside a string literal is safe
 -- (in SQL comments and YAML, dbt would render Liquid's double braces itself).
 {{ config(meta={'kafka_sync': [
@@ -10,6 +10,9 @@
     {'name': 'as_template', 'primary_key': 'id', 'key_column': 'id',
      'topic': var('kafka_topic_prefix', 'demo.') ~ 'tricky_template',
      'message': {'template': '{"id": {{ row.id }}, "text": "{{ row.text }}", "amount": {{ row.amount | json }}, "at": {{ row.happened_at | json }}, "tags": {{ row.tags | json }}}'}},
+    {'name': 'as_built_template', 'primary_key': 'id', 'key_column': 'id',
+     'topic': var('kafka_topic_prefix', 'demo.') ~ 'tricky_built_template',
+     'message': {'template': '{"id": {{ row.id | json }}, "text": {{ row.text | json }}, "amount": {{ row.amount | json }}, "at": {{ row.happened_at | json }}}'}},
 ]}) }}
 select * from (values
     (1, 'say "hi"', 12345678901234567890.123456789::decimal(38, 9),

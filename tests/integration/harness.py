@@ -25,6 +25,7 @@ TOPICS = (
     "tricky_columns",
     "tricky_column",
     "tricky_template",
+    "tricky_built_template",
 )
 EXAMPLE_PROJECT = REPO / "integration_tests"
 

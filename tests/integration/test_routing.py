@@ -19,7 +19,7 @@ def values_by_key(kafka: Kafka, topic: str) -> dict[str | None, str | None]:
 def test_each_mode_sends_exact_values_for_tricky_data(project: Project, kafka: Kafka) -> None:
     prefix = project.build(kafka)
 
-    result = project.sync("--select", "tricky_values")
+    result = project.sync("--select", "tricky_values", "--log-level", "debug")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert values_by_key(kafka, prefix + "tricky_columns") == {
@@ -58,6 +58,17 @@ def test_each_mode_sends_exact_values_for_tricky_data(project: Project, kafka: K
         "4": {"id": 4, "text": "", "amount": 0, "at": "1999-12-31T23:59:59Z", "tags": [None]},
     }
     assert '"amount": 12345678901234567890.123456789' in (template["1"] or "")
+    # Only `{{ row.x | json }}` values: DuckDB builds the same documents Liquid would.
+    assert "(as_built_template): DuckDB builds the template" in result.stderr
+    assert "(as_template): DuckDB builds" not in result.stderr
+    assert values_by_key(kafka, prefix + "tricky_built_template") == {
+        "1": '{"id": 1, "text": "say \\"hi\\"", "amount": 12345678901234567890.123456789,'
+        ' "at": "2024-01-02T01:04:05Z"}',
+        "2": '{"id": 2, "text": "back\\\\slash\\nnew line", "amount": -0.000000001,'
+        ' "at": "2024-07-01T06:59:59.5Z"}',
+        "3": '{"id": 3, "text": "emoji 😀 and ünïcødé", "amount": null, "at": null}',
+        "4": '{"id": 4, "text": null, "amount": 0.000000000, "at": "1999-12-31T23:59:59Z"}',
+    }
 
 
 def test_template_file_with_previous_and_inline_template_with_headers(

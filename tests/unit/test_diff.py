@@ -19,6 +19,7 @@ from dbt_kafka_sync.diff import (
     DiffInput,
     check_duplicate_keys,
     compute_changes,
+    keys_may_repeat,
     null_key_rows,
 )
 from dbt_kafka_sync.errors import SyncError
@@ -73,17 +74,19 @@ def diff_and_commit(
 ) -> list[tuple[Any, ...]]:
     """Diff the model against the snapshot, then commit (by default every change).
 
-    `delivered`: the seqs delivered, of the events published (all but `unpublished`).
+    `delivered`: positions (from 1) in the returned changes of the rows delivered; rows of
+    `unpublished` events are never sent, so never failed.
     """
     found, view, record = only_diff(con, resend, diff)
-    published = [
+    columns = ", ".join(diff.columns)
+    seqs = con.execute(
+        f"SELECT {SEQ}, {EVENT} FROM {CHANGES} ORDER BY {EVENT}, {columns}"
+    ).fetchall()
+    failed = [
         seq
-        for (seq,) in con.execute(
-            f"SELECT {SEQ} FROM {CHANGES} WHERE {EVENT} NOT IN (SELECT unnest(?))",
-            [list(unpublished)],
-        ).fetchall()
+        for position, (seq, event) in enumerate(seqs, 1)
+        if delivered is not None and position not in delivered and event not in unpublished
     ]
-    failed = [seq for seq in published if delivered is not None and seq not in delivered]
     outcome = SyncOutcome("run", IDENTITY.sync_id, "m", "default", "topic", ChangeCounts(), 0, 0)
     commit(
         con,
@@ -135,7 +138,7 @@ def test_value_to_null_is_a_change(connection: duckdb.DuckDBPyConnection) -> Non
 
 def test_undelivered_rows_are_found_again(connection: duckdb.DuckDBPyConnection) -> None:
     make_model(connection, [("a", 1, "x"), ("a", 2, "y"), ("a", 3, "z")])
-    first = diff_and_commit(connection, delivered=[2])  # only seq 2 was confirmed
+    first = diff_and_commit(connection, delivered=[2])  # only the second was confirmed
     confirmed = first[1]
 
     second = diff_and_commit(connection)
@@ -189,6 +192,42 @@ def test_duplicate_keys_are_named_with_counts(connection: duckdb.DuckDBPyConnect
     message = raised.value.render()
     assert message.startswith("model 'm', column 'tenant, id': primary key tenant, id")
     assert '["a","1"] (3 rows), ["b","2"] (2 rows)' in message
+
+
+@pytest.mark.parametrize(
+    ("rows", "resend", "repeats"),
+    [
+        ([("a", 1, "x"), ("a", 2, "new"), ("b", 9, "added")], False, False),
+        ([("a", 1, "x"), ("a", 2, "y"), ("b", 9, "added")], True, False),  # --full-refresh
+        ([("a", 1, "x"), ("a", 1, "x"), ("a", 2, "y")], False, True),  # unchanged twice
+        ([("a", 1, "x"), ("a", 2, "y"), ("a", 2, "Y")], False, True),  # changed twice
+        ([("a", 1, "x"), ("c", 5, "p"), ("c", 5, "q")], False, True),  # added twice
+        ([("a", 1, "x"), ("a", 1, "x"), ("a", 1, "x")], True, True),
+        ([("a", 1, "x"), (None, 1, "n"), (None, 1, "n")], False, False),  # NULL keys: rejected
+    ],
+)
+def test_keys_that_may_repeat_are_told_from_the_diff(
+    connection: duckdb.DuckDBPyConnection,
+    rows: list[tuple[Any, ...]],
+    resend: bool,
+    repeats: bool,
+) -> None:
+    make_model(connection, [("a", 1, "x"), ("a", 2, "y"), ("a", 3, "z")])
+    diff_and_commit(connection)
+    make_model(connection, rows)
+    _, view, _ = only_diff(connection, resend)
+
+    assert keys_may_repeat(connection, DIFF, view.sql if view else None) is repeats
+
+
+def test_keys_that_may_repeat_on_a_first_run(connection: duckdb.DuckDBPyConnection) -> None:
+    make_model(connection, [("a", 1, "x"), ("a", 2, "y")])
+    only_diff(connection)
+    assert not keys_may_repeat(connection, DIFF, None)
+
+    make_model(connection, [("a", 1, "x"), ("a", 1, "y")])
+    only_diff(connection)
+    assert keys_may_repeat(connection, DIFF, None)
 
 
 def test_null_keys_are_counted_with_examples(connection: duckdb.DuckDBPyConnection) -> None:

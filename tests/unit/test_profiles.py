@@ -80,12 +80,25 @@ def test_only_the_chosen_output_is_rendered(monkeypatch: pytest.MonkeyPatch) -> 
             id="typo",
         ),
         pytest.param({}, "kafka_sync.outputs.dev.bootstrap_servers is required", id="missing"),
+        pytest.param(
+            {"bootstrap_servers": "x", "memory_limit": "lots"},
+            "kafka_sync.outputs.dev.memory_limit: Value error, 'lots' is not a size",
+            id="memory_limit",
+        ),
     ],
 )
 def test_invalid_kafka_output(output: dict[str, object], expected: str) -> None:
     with pytest.raises(ProfileError) as raised:
         kafka_target(profiles(output), None, PATH)
     assert expected in raised.value.render()
+
+
+def test_memory_limit_defaults_to_one_gigabyte() -> None:
+    default = kafka_target(profiles({"bootstrap_servers": "x"}), None, PATH)[1]
+    chosen = profiles({"bootstrap_servers": "x", "memory_limit": " 2.5 GiB"})
+
+    assert default.memory_limit == "1GB"
+    assert kafka_target(chosen, None, PATH)[1].memory_limit == "2.5 GiB"
 
 
 def test_missing_kafka_profile_shows_an_example() -> None:
