@@ -28,7 +28,7 @@ QUERY = "DuckDB: message query (started by arrow_batches)"
 DIFF = "DuckDB: reading the model, change detection"
 COMMIT = "commit: DuckDB snapshot write"
 CONNECT = "connect to Kafka (metadata)"
-IMPORTS = "imports (incl. pandas: pyarrow imports it on the first pa.array() if installed)"
+IMPORTS = "imports (Python modules: pyarrow, duckdb, pydantic, click...)"
 OTHER = "the rest: interpreter start, CLI, profiles, manifest, config validation"
 GC = "Python's cyclic garbage collector"
 

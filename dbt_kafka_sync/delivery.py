@@ -27,7 +27,20 @@ if TYPE_CHECKING:
 UNTRACED = (
     "a delivery failure could not be traced to its row, so no row of this sync counts as delivered"
 )
+MAX_TRACED = 100_000  # failed messages kept to trace; beyond, every row of the sync fails
+TOO_MANY = (
+    f"more than {MAX_TRACED:,} messages of this sync failed, so no row of it counts as delivered"
+)
 Identity = tuple[str, bytes | None, bytes | None]  # topic, key, value
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    """A row that did not reach Kafka, as the run summary and history name it."""
+
+    row_key: str | None
+    event: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -47,18 +60,21 @@ class Deliveries:
     Attributes:
         produced: messages handed to the producer.
         refused: seq -> why the row was not sent at all (row errors, produce() refusals).
-        failed_messages: the failure reports of messages handed to the producer.
+        failed_messages: the failure reports of messages handed to the producer (the
+            first MAX_TRACED of them).
+        too_many_failed: more than MAX_TRACED messages failed.
         failed: seq -> reason, for every row that did not reach Kafka, once traced.
     """
 
     produced: int = 0
     refused: dict[int, str] = field(default_factory=dict)
     failed_messages: list[FailedMessage] = field(default_factory=list)
+    too_many_failed: bool = False
     failed: dict[int, str] = field(default_factory=dict)
 
     @property
     def delivered(self) -> int:
-        """Rows whose message reached Kafka."""
+        """Rows whose message reached Kafka (once trace_failures has filled `failed`)."""
         return self.produced - (len(self.failed) - len(self.refused))
 
     def failed_array(self) -> pa.Array:
@@ -75,19 +91,23 @@ class FailureReports:
 
     def __init__(self) -> None:
         self.messages: list[FailedMessage] = []
+        self.too_many = False
 
     def on_delivery(self, error: Any, message: Any) -> None:
         """Called by the producer for each failed message (and nothing else)."""
-        if error is not None:
-            reason = describe_kafka_error(error)
-            self.messages.append(
-                FailedMessage(message.topic(), message.key(), message.value(), reason)
-            )
+        if error is None:
+            return
+        if len(self.messages) >= MAX_TRACED:  # e.g. the cluster went away: memory stays flat
+            self.too_many = True
+            return
+        reason = describe_kafka_error(error)
+        self.messages.append(FailedMessage(message.topic(), message.key(), message.value(), reason))
 
-    def take(self) -> list[FailedMessage]:
-        """The reports so far, leaving none behind for the next sync."""
-        messages, self.messages = self.messages, []
-        return messages
+    def take(self) -> tuple[list[FailedMessage], bool]:
+        """The reports so far and whether some were dropped; none are left for the next sync."""
+        taken = (self.messages, self.too_many)
+        self.messages, self.too_many = [], False
+        return taken
 
 
 def trace_failures(deliveries: Deliveries, batches: Iterable[pa.RecordBatch]) -> None:
@@ -104,15 +124,16 @@ def trace_failures(deliveries: Deliveries, batches: Iterable[pa.RecordBatch]) ->
         (m.topic, m.key, m.value): m.reason for m in deliveries.failed_messages
     }
     traced: set[Identity] = set()
-    every_seq: list[int] = []
+    every_seq = array("q")
     for batch in batches:
         for seq, identity in _identities(batch):
             every_seq.append(seq)
             if identity in reasons and seq not in deliveries.refused:
                 deliveries.failed[seq] = reasons[identity]
                 traced.add(identity)
-    if len(traced) < len(reasons):
-        deliveries.failed = dict.fromkeys(every_seq, UNTRACED) | deliveries.refused
+    if deliveries.too_many_failed or len(traced) < len(reasons):
+        reason = TOO_MANY if deliveries.too_many_failed else UNTRACED
+        deliveries.failed = dict.fromkeys(every_seq, reason) | deliveries.refused
 
 
 def _identities(batch: pa.RecordBatch) -> Iterable[tuple[int, Identity]]:

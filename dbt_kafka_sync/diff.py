@@ -17,7 +17,10 @@ from dbt_kafka_sync.state import ROW_HASH
 if TYPE_CHECKING:
     import duckdb
 
-SEQ = "rowid"  # a change's sequence number: its row id in CHANGES, which is never modified
+# A change's sequence number: its row id in CHANGES, which is never modified. A model with
+# a column named rowid hides DuckDB's row id; its changes are numbered in SEQ_COLUMN.
+ROW_ID = "rowid"
+SEQ_COLUMN = "__dks_seq"
 EVENT = "__dks_event"
 PREVIOUS = "__dks_previous"
 CHANGES = "dks_changes"  # temp table of the sync being processed
@@ -64,6 +67,11 @@ class DiffInput:
     primary_key: list[str]
     columns: dict[str, str]
     compare_columns: list[str]
+
+    @property
+    def seq(self) -> str:
+        """The column of CHANGES holding each change's sequence number."""
+        return SEQ_COLUMN if any(c.lower() == ROW_ID for c in self.columns) else ROW_ID
 
     def row_hash(self) -> str:
         """Return SQL hashing the compared columns of a current row."""
@@ -173,6 +181,8 @@ def compute_changes(
     snapshot: str | None,
     resend_all: bool,
     with_previous: bool = False,
+    *,
+    model: str,
 ) -> ChangeCounts:
     """Fill the temp table of changes; return how many of each kind there are.
 
@@ -185,8 +195,31 @@ def compute_changes(
             (for --full-refresh; rows that did change keep their real event).
         with_previous: add the column PREVIOUS, a struct of a changed row's values in
             the snapshot (for templates that read `previous`).
+        model: the model's name, for errors.
+
+    Raises:
+        SyncError: when the primary key is not unique, before the changes are fetched
+            (repeated keys would multiply the rows fetched).
     """
     snapshot_rows = snapshot or _empty_snapshot(diff)
+    _find_changed_keys(connection, diff, snapshot_rows, resend_all)
+    if keys_may_repeat(connection, diff, snapshot):
+        check_duplicate_keys(connection, model, diff)
+    _fetch_changes(connection, diff, snapshot_rows, with_previous)
+    counts = dict(
+        connection.execute(f"SELECT {EVENT}, count(*) FROM {CHANGES} GROUP BY 1").fetchall()
+    )
+    return ChangeCounts(
+        added=counts.get("added", 0),
+        changed=counts.get("changed", 0),
+        removed=counts.get("removed", 0),
+    )
+
+
+def _find_changed_keys(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, snapshot_rows: str, resend_all: bool
+) -> None:
+    """The join over every row: keys and hashes only, into dks_changed_keys."""
     keys = ", ".join(quote_identifier(c) for c in diff.primary_key)
     connection.execute(
         f"""
@@ -205,6 +238,12 @@ def compute_changes(
            OR c.{ROW_HASH} IS DISTINCT FROM s.{ROW_HASH}
         """
     )
+
+
+def _fetch_changes(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, snapshot_rows: str, with_previous: bool
+) -> None:
+    """The changed rows with the columns messages need, into CHANGES."""
     columns = ", ".join(f"r.{quote_identifier(c)}" for c in diff.columns)
     previous, previous_join = "", ""
     if with_previous:
@@ -213,10 +252,11 @@ def compute_changes(
         )
         previous = f", CASE WHEN k.{EVENT} = 'changed' THEN struct_pack({fields}) END AS {PREVIOUS}"
         previous_join = f"LEFT JOIN {snapshot_rows} p ON {diff.key_join('k', 'p')}"
+    numbered = f"row_number() OVER () AS {SEQ_COLUMN}, " if diff.seq == SEQ_COLUMN else ""
     connection.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {CHANGES} AS
-        SELECT * FROM (
+        SELECT {numbered}* FROM (
             SELECT k.{EVENT}, {columns}, k.{ROW_HASH}{previous}
             FROM dks_changed_keys k JOIN {diff.relation} r ON {diff.key_join("k", "r")}
             {previous_join}
@@ -227,14 +267,6 @@ def compute_changes(
             WHERE k.{EVENT} = 'removed'
         )
         """
-    )
-    counts = dict(
-        connection.execute(f"SELECT {EVENT}, count(*) FROM {CHANGES} GROUP BY 1").fetchall()
-    )
-    return ChangeCounts(
-        added=counts.get("added", 0),
-        changed=counts.get("changed", 0),
-        removed=counts.get("removed", 0),
     )
 
 

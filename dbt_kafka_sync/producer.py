@@ -1,7 +1,7 @@
-"""Publishing to Kafka with confluent-kafka: producer settings, topic checks, delivery tracking.
+"""Publishing to Kafka with confluent-kafka: producer settings, topic checks, sending.
 
-Every message carries the sequence number of the row it came from, so that the
-delivery report of each message says exactly which row is safely in Kafka.
+The producer reports only the messages that failed; delivery.py tells from those which
+rows are safely in Kafka.
 """
 
 from __future__ import annotations
@@ -85,15 +85,6 @@ class Routing:
             event: headers if self.event_header else None
             for event, headers in _EVENT_HEADERS.items()
         }
-
-
-@dataclass(frozen=True)
-class FailedRow:
-    """A row that did not reach Kafka."""
-
-    row_key: str | None
-    event: str
-    reason: str
 
 
 class _ClientLog:
@@ -246,17 +237,23 @@ class Publisher:
         """
         deliveries = Deliveries()
         place = _Placement(routing.partitions)
-        self._failures.take()  # nothing of an earlier sync
-        for batch in batches:
-            columns = _MessageBatch.of(batch, routing)
-            if columns.is_plain():
-                self._send_plain(columns, routing, place, deliveries)
-            else:
-                self._send_checked(columns, routing, place, deliveries)
-            if progress is not None:
-                progress(deliveries.produced)
+        try:
+            for batch in batches:
+                columns = _MessageBatch.of(batch, routing)
+                if columns.is_plain():
+                    self._send_plain(columns, routing, place, deliveries)
+                else:
+                    self._send_checked(columns, routing, place, deliveries)
+                if progress is not None:
+                    progress(deliveries.produced)
+        except Exception:
+            # The sync failed (nothing of it is committed): let its messages settle, so
+            # that their reports do not reach the next sync.
+            self._wait_for_deliveries()
+            self._failures.take()
+            raise
         self._wait_for_deliveries()
-        deliveries.failed_messages = self._failures.take()
+        deliveries.failed_messages, deliveries.too_many_failed = self._failures.take()
         return deliveries
 
     def _send_plain(

@@ -23,7 +23,10 @@ from dbt_kafka_sync.errors import ProfileError, quote_list
 KAFKA_PROFILE = "kafka_sync"
 DEFAULT_STATE_PATH = ".dbt_kafka_sync/state.duckdb"
 DEFAULT_MEMORY_LIMIT = "1GB"
-MEMORY_SIZE = r"(?i)^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # as DuckDB reads sizes
+MEMORY_SIZE = r"(?i)^(\d+(\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # as DuckDB reads sizes
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+MIN_MEMORY_BYTES = 64 * 10**6
 
 
 class KafkaTarget(BaseModel):
@@ -37,14 +40,17 @@ class KafkaTarget(BaseModel):
     tls: TlsConfig | None = None
     producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
     state_path: str = DEFAULT_STATE_PATH
-    # DuckDB's memory for change detection; beyond it DuckDB spills to disk by the state.
+    # DuckDB's memory for change detection; beyond it DuckDB spills to a temporary folder.
     memory_limit: str = DEFAULT_MEMORY_LIMIT
 
     @field_validator("memory_limit")
     @classmethod
     def _memory_size(cls, value: str) -> str:
-        if not re.match(MEMORY_SIZE, value.strip()):
+        size = re.match(MEMORY_SIZE, value.strip())
+        if not size:
             raise ValueError(f"{value!r} is not a size: write e.g. 1GB, 512MB or 2.5GiB")
+        if float(size[1]) * _UNITS[size[3].upper()] < MIN_MEMORY_BYTES:
+            raise ValueError(f"{value!r} is too little for DuckDB: give it 64MB at least")
         return value.strip()
 
     @field_validator("tls", mode="before")

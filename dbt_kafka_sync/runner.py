@@ -70,14 +70,15 @@ class RunContext:
         full_refresh: bool,
     ) -> SyncContext:
         """What every sync of this run shares."""
+        started = datetime.now(timezone.utc)
         return SyncContext(
             connection=connection,
             warehouse=self.warehouse,
             publisher=publisher,
             target=self.target_name,
             run_id=run_id,
-            templates=TemplateLoader(self.project_dir),
-            started_at=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            templates=TemplateLoader(self.project_dir, started),
+            started_at=started.isoformat().replace("+00:00", "Z"),
             full_refresh=full_refresh,
         )
 

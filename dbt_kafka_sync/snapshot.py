@@ -1,8 +1,8 @@
 """A sync's snapshot: the rows as last delivered, read for the diff and advanced on commit.
 
-The snapshot only advances for rows whose delivery Kafka confirmed (or whose event is
-not published), in one transaction with the run history, so a failed or interrupted
-run leaves every unconfirmed row to be found again by the next run.
+The snapshot advances, once the producer is flushed, for every change but the rows whose
+message failed, in one transaction with the run history: a failed row, or any row of a run
+interrupted before its commit, is found again by the next run.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dbt_kafka_sync.diff import CHANGES, EVENT, PENDING, SEQ, ChangeCounts, DiffInput, row_hash
+from dbt_kafka_sync.delivery import FailedRow
+from dbt_kafka_sync.diff import CHANGES, EVENT, PENDING, ChangeCounts, DiffInput, row_hash
 from dbt_kafka_sync.errors import SyncError
-from dbt_kafka_sync.producer import FailedRow
 from dbt_kafka_sync.sql import quote_identifier
 from dbt_kafka_sync.state import (
     ALIAS,
@@ -191,7 +191,7 @@ def _shape_table(
 
 
 def _apply_changes(connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str) -> None:
-    done = f"SELECT * FROM {CHANGES} WHERE {SEQ} NOT IN (SELECT seq FROM dks_failed)"
+    done = f"SELECT * FROM {CHANGES} WHERE {diff.seq} NOT IN (SELECT seq FROM dks_failed)"
     connection.execute(f"CREATE OR REPLACE TEMP TABLE dks_done AS {done}")
     connection.execute(f"DELETE FROM {table} s USING dks_done d WHERE {diff.key_join('s', 'd')}")
     columns = ", ".join(quote_identifier(c) for c in diff.columns)

@@ -7,17 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from dbt_kafka_sync.delivery import Deliveries, trace_failures
+from dbt_kafka_sync.delivery import Deliveries, FailedRow, trace_failures
 from dbt_kafka_sync.diff import (
     CHANGES,
     EVENT,
     PREVIOUS,
-    SEQ,
     ChangeCounts,
     DiffInput,
-    check_duplicate_keys,
     compute_changes,
-    keys_may_repeat,
     null_key_rows,
 )
 from dbt_kafka_sync.messages import (
@@ -27,7 +24,7 @@ from dbt_kafka_sync.messages import (
     required_columns,
     select_messages,
 )
-from dbt_kafka_sync.producer import FailedRow, Routing
+from dbt_kafka_sync.producer import Routing
 from dbt_kafka_sync.progress import Progress
 from dbt_kafka_sync.snapshot import (
     MAX_RECORDED_ROWS,
@@ -189,15 +186,18 @@ def _diff(context: SyncContext, model: SyncedModel, sync: SyncConfig, result: Sy
     result.notes += view.notes if view else []
     with_previous = template is not None and template.reads_previous()
     result.counts = compute_changes(
-        connection, diff, view.sql if view else None, context.full_refresh, with_previous
+        connection,
+        diff,
+        view.sql if view else None,
+        context.full_refresh,
+        with_previous,
+        model=model.name,
     )
-    if keys_may_repeat(connection, diff, view.sql if view else None):
-        check_duplicate_keys(connection, model.name, diff)  # names the keys, fails the sync
     skip_initial = record is None and sync.initial_sync == "skip" and not context.full_refresh
     if skip_initial:
         result.notes.append("initial_sync: skip - the current rows are recorded, none is sent")
     events: list[str] = [] if skip_initial else list(sync.events)
-    changes = ChangeTable(CHANGES, SEQ, EVENT, PREVIOUS if with_previous else None)
+    changes = ChangeTable(CHANGES, diff.seq, EVENT, PREVIOUS if with_previous else None)
     query = select_messages(messages, sync, events, list(diff.columns), changes)
     return _Plan(diff, record, view, events, query, template, messages.template)
 
@@ -265,7 +265,6 @@ def _commit(
     deliveries: Deliveries,
     result: SyncResult,
 ) -> None:
-
     identity = sync_id(context.target, model.unique_id, sync.name)
     rejected = [
         FailedRow(None, "rejected", f"primary key is NULL: {example}")

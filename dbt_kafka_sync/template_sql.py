@@ -4,8 +4,12 @@ Most templates are a JSON skeleton with `{{ row.x | json }}` in its value positi
 Such a template gives the same document whether Liquid renders it row by row in Python or
 DuckDB concatenates its text with each column's JSON, and DuckDB does it many times
 faster. Anything else (tags, other filters or variables, text that puts a value inside a
-string) stays with Liquid, as do columns whose JSON the two would write differently
-(nested values, TIME, FLOAT, nanosecond timestamps, intervals...).
+string, text that is not strict JSON) stays with Liquid, as do columns whose JSON the two
+would write differently (JSON, nested values, TIME, FLOAT, nanosecond timestamps...).
+
+One difference remains, in DuckDB's favour: a date or timestamp Python cannot hold
+('infinity', BC dates, years after 9999) is written as DuckDB's text for it, as the
+columns mode does, where Liquid fails the row.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def template_sql(template: MessageTemplate, types: dict[str, str]) -> str | None
     if parts is None or not _values_in_value_positions(parts):
         return None
     columns = [name for kind, name in parts if kind == "column"]
-    if any(parse_type(types[column]).id not in SQL_JSON_TYPES for column in columns):
+    if not all(_sql_json_type(types[column]) for column in columns):
         return None
     pieces = [
         quote_literal(text) if kind == "text" else _column_json(text, types[text])
@@ -73,15 +77,25 @@ def _skeleton(nodes: list[Any]) -> list[Part] | None:
     return parts
 
 
+def _sql_json_type(column_type: str) -> bool:
+    # A JSON column is VARCHAR to DuckDB, but to_json() would embed it where the json
+    # filter writes it as a string.
+    return column_type.upper() != "JSON" and parse_type(column_type).id in SQL_JSON_TYPES
+
+
 def _values_in_value_positions(parts: list[Part]) -> bool:
-    """True when the text is valid JSON with any JSON value in place of each output."""
+    """True when the text is strict JSON with any JSON value in place of each output."""
     for probe in PROBES:
         document = "".join(text if kind == "text" else probe for kind, text in parts)
         try:
-            json.loads(document)
+            json.loads(document, parse_constant=_not_json)
         except ValueError:
             return False
     return True
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _column_json(column: str, column_type: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
@@ -163,8 +164,24 @@ _DECIMAL_MATH: dict[str, Any] = {
 }
 
 
-def make_environment() -> Environment:
-    """Build the Liquid environment shared by every template of a run."""
+def _run_clock(original: Any, now: dt.datetime) -> Any:
+    """Wrap the `date` filter: 'now' and 'today' mean the run's start.
+
+    Every message of a run then carries the same time, and rendering a row again (to
+    find the row of a failed message) gives the same message.
+    """
+
+    @functools.wraps(original)  # keeps the filter's flags (it wants the environment)
+    def date(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("now", "today"):
+            value = now
+        return original(value, *args, **kwargs)
+
+    return date
+
+
+def make_environment(now: dt.datetime | None = None) -> Environment:
+    """Build the Liquid environment shared by every template of a run started at `now`."""
     from liquid import Environment, StrictUndefined
 
     environment = Environment(undefined=StrictUndefined)
@@ -176,6 +193,8 @@ def make_environment() -> Environment:
         environment.add_filter(name, _decimal_aware(environment.filters[name], operation))
     environment.add_filter("json", json_literal)
     environment.add_filter("raw_json", raw_json)
+    run_start = now or dt.datetime.now(dt.timezone.utc)
+    environment.add_filter("date", _run_clock(environment.filters["date"], run_start))
     return environment
 
 
@@ -358,8 +377,9 @@ def _python_rows(batch: pa.RecordBatch, column: str) -> list[Any]:
 class TemplateLoader:
     """Parses each sync's template once per run, in one shared environment."""
 
-    def __init__(self, project_dir: Path) -> None:
+    def __init__(self, project_dir: Path, now: dt.datetime | None = None) -> None:
         self.project_dir = project_dir
+        self.now = now  # the run's start: what `'now' | date` shows
         self._environment: Environment | None = None
 
     def for_sync(self, model: str, message: Any) -> MessageTemplate | None:
@@ -367,7 +387,7 @@ class TemplateLoader:
         if message is None or (message.template is None and message.template_file is None):
             return None
         if self._environment is None:
-            self._environment = make_environment()
+            self._environment = make_environment(self.now)
         return load_template(
             self._environment, model, message.template, message.template_file, self.project_dir
         )

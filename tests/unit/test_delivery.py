@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pytest
 from confluent_kafka import KafkaError
 
-from dbt_kafka_sync.delivery import UNTRACED, Deliveries, FailureReports, trace_failures
+from dbt_kafka_sync.delivery import (
+    TOO_MANY,
+    UNTRACED,
+    Deliveries,
+    FailureReports,
+    trace_failures,
+)
 
 TOO_LARGE = "Broker: Message size too large (MSG_SIZE_TOO_LARGE)"
 
@@ -53,7 +60,8 @@ def reported(*reports: Report) -> Deliveries:
     collector.on_delivery(None, Report("t", b"ok", b"{}"))  # a success, if reported anyway
     for report in reports:
         collector.on_delivery(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), report)
-    return Deliveries(produced=5, failed_messages=collector.take())
+    failed_messages, too_many = collector.take()
+    return Deliveries(produced=5, failed_messages=failed_messages, too_many_failed=too_many)
 
 
 ROWS = messages(
@@ -113,4 +121,16 @@ def test_without_failures_every_sent_row_is_delivered() -> None:
 
     assert deliveries.failed == {}
     assert deliveries.delivered == 5
-    assert FailureReports().take() == []
+    assert FailureReports().take() == ([], False)
+
+
+def test_past_the_traced_maximum_every_row_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dbt_kafka_sync.delivery.MAX_TRACED", 1)
+    deliveries = reported(Report("t", None, b'{"v": 2}'), Report("t", None, None))
+    deliveries.refused = {6: "the topic column is NULL"}
+
+    assert len(deliveries.failed_messages) == 1
+    trace_failures(deliveries, ROWS)
+
+    assert deliveries.failed == dict.fromkeys([1, 2, 3, 4, 5], TOO_MANY) | deliveries.refused
+    assert deliveries.delivered == 0

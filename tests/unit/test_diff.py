@@ -14,7 +14,6 @@ import pytest
 from dbt_kafka_sync.diff import (
     CHANGES,
     EVENT,
-    SEQ,
     ChangeCounts,
     DiffInput,
     check_duplicate_keys,
@@ -80,7 +79,7 @@ def diff_and_commit(
     found, view, record = only_diff(con, resend, diff)
     columns = ", ".join(diff.columns)
     seqs = con.execute(
-        f"SELECT {SEQ}, {EVENT} FROM {CHANGES} ORDER BY {EVENT}, {columns}"
+        f"SELECT {diff.seq}, {EVENT} FROM {CHANGES} ORDER BY {EVENT}, {columns}"
     ).fetchall()
     failed = [
         seq
@@ -106,7 +105,7 @@ def only_diff(
     """Diff without committing, as `plan` does."""
     record = load_sync(con, IDENTITY.sync_id)
     view = snapshot_view("m", diff, record, duckdb.__version__) if record else None
-    compute_changes(con, diff, view.sql if view else None, resend)
+    compute_changes(con, diff, view.sql if view else None, resend, model="m")
     columns = ", ".join(diff.columns)
     found = con.execute(f"SELECT {EVENT}, {columns} FROM {CHANGES} ORDER BY ALL").fetchall()
     return found, view, record
@@ -169,7 +168,7 @@ def test_resend_all_marks_every_current_row_added(connection: duckdb.DuckDBPyCon
 
 def test_a_failed_commit_changes_nothing(connection: duckdb.DuckDBPyConnection) -> None:
     make_model(connection, [("a", 1, "x")])
-    compute_changes(connection, DIFF, None, False)
+    compute_changes(connection, DIFF, None, False, model="m")
     outcome = SyncOutcome("run", IDENTITY.sync_id, "m", "default", "topic", ChangeCounts(), 0, 0)
     # Fails half-way: after the snapshot table was created and filled, before the history.
     broken = dataclasses.replace(outcome, counts=None)  # type: ignore[arg-type]
@@ -206,7 +205,7 @@ def test_duplicate_keys_are_named_with_counts(connection: duckdb.DuckDBPyConnect
         ([("a", 1, "x"), (None, 1, "n"), (None, 1, "n")], False, False),  # NULL keys: rejected
     ],
 )
-def test_keys_that_may_repeat_are_told_from_the_diff(
+def test_repeated_keys_are_told_from_the_diff_before_changes_are_fetched(
     connection: duckdb.DuckDBPyConnection,
     rows: list[tuple[Any, ...]],
     resend: bool,
@@ -215,19 +214,41 @@ def test_keys_that_may_repeat_are_told_from_the_diff(
     make_model(connection, [("a", 1, "x"), ("a", 2, "y"), ("a", 3, "z")])
     diff_and_commit(connection)
     make_model(connection, rows)
-    _, view, _ = only_diff(connection, resend)
+    connection.execute(f"DROP TABLE {CHANGES}")
 
-    assert keys_may_repeat(connection, DIFF, view.sql if view else None) is repeats
+    if not repeats:
+        only_diff(connection, resend)
+        return
+    with pytest.raises(SyncError, match="is not unique"):
+        only_diff(connection, resend)
+    # Refused after the join of keys, before repeated keys could multiply fetched rows.
+    assert not connection.execute(
+        f"SELECT * FROM duckdb_tables() WHERE table_name = '{CHANGES}'"
+    ).fetchall()
 
 
-def test_keys_that_may_repeat_on_a_first_run(connection: duckdb.DuckDBPyConnection) -> None:
+def test_repeated_keys_on_a_first_run(connection: duckdb.DuckDBPyConnection) -> None:
     make_model(connection, [("a", 1, "x"), ("a", 2, "y")])
     only_diff(connection)
     assert not keys_may_repeat(connection, DIFF, None)
 
     make_model(connection, [("a", 1, "x"), ("a", 1, "y")])
-    only_diff(connection)
-    assert keys_may_repeat(connection, DIFF, None)
+    with pytest.raises(SyncError, match=r'\["a","1"\] \(2 rows\)'):
+        only_diff(connection)
+
+
+def test_a_model_column_named_rowid_gets_its_own_sequence_numbers(
+    connection: duckdb.DuckDBPyConnection,
+) -> None:
+    connection.execute("CREATE TABLE extract AS SELECT 'AAAx' AS RowId, 7 AS n")
+    diff = DiffInput("extract", ["n"], {"RowId": "VARCHAR", "n": "INTEGER"}, ["RowId"])
+    assert diff.seq == "__dks_seq"
+
+    found = diff_and_commit(connection, delivered=[], diff=diff)  # the one row failed
+
+    assert found == [("added", "AAAx", 7)]
+    assert diff_and_commit(connection, diff=diff) == [("added", "AAAx", 7)]  # sent again
+    assert diff_and_commit(connection, diff=diff) == []
 
 
 def test_null_keys_are_counted_with_examples(connection: duckdb.DuckDBPyConnection) -> None:
@@ -238,7 +259,7 @@ def test_null_keys_are_counted_with_examples(connection: duckdb.DuckDBPyConnecti
         '{"tenant":"a","id":null,"name":"x"}',
         '{"tenant":null,"id":2,"name":"y"}',
     ]
-    counts = compute_changes(connection, DIFF, None, False)
+    counts = compute_changes(connection, DIFF, None, False, model="m")
     assert counts == ChangeCounts(added=1)  # rows without a key never reach the diff
 
 

@@ -85,6 +85,11 @@ def test_only_the_chosen_output_is_rendered(monkeypatch: pytest.MonkeyPatch) -> 
             "kafka_sync.outputs.dev.memory_limit: Value error, 'lots' is not a size",
             id="memory_limit",
         ),
+        pytest.param(
+            {"bootstrap_servers": "x", "memory_limit": "100KB"},
+            "'100KB' is too little for DuckDB: give it 64MB at least",
+            id="memory_limit_too_small",
+        ),
     ],
 )
 def test_invalid_kafka_output(output: dict[str, object], expected: str) -> None:

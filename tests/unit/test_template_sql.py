@@ -74,6 +74,7 @@ def test_duckdb_writes_what_liquid_renders(connection: duckdb.DuckDBPyConnection
         '{"x": {% if row.b %}1{% else %}2{% endif %}}',  # a tag
         '{"a": 1, {{ row.s | json }}: 1}',  # a value where a key goes
         '{"v": {{ row.s | json }}',  # not JSON at all
+        '{"score": NaN, "v": {{ row.s | json }}}',  # not strict JSON
     ],
 )
 def test_other_templates_stay_with_liquid(
@@ -82,7 +83,9 @@ def test_other_templates_stay_with_liquid(
     assert template_sql(parse(source), types_of(connection)) is None
 
 
-@pytest.mark.parametrize("column_type", ["INTEGER[]", "STRUCT(a INTEGER)", "TIME", "FLOAT"])
+@pytest.mark.parametrize(
+    "column_type", ["INTEGER[]", "STRUCT(a INTEGER)", "TIME", "FLOAT", "JSON", "TIMESTAMP_NS"]
+)
 def test_columns_whose_json_differs_stay_with_liquid(column_type: str) -> None:
     template = parse('{"v": {{ row.v | json }}}')
 

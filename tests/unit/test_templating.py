@@ -193,3 +193,16 @@ def test_math_filters_keep_decimals_exact() -> None:
 def test_nan_and_infinity_are_not_json(text: str) -> None:
     value, error = render('{"x": {{ row.s | raw_json }}}', {"s": text})
     assert value is None and error is not None and "not valid JSON" in error
+
+
+def test_now_and_today_are_the_run_start_for_every_message() -> None:
+    started = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
+    environment = make_environment(started)
+    source = (
+        "{{ 'now' | date: '%Y-%m-%dT%H:%M:%S' }} {{ 'Today' | date: '%d' }} {{ x | date: '%Y' }}"
+    )
+    bound = environment.from_string(source)
+
+    rendered = {bound.render(x=dt.datetime(1999, 1, 1)) for _ in range(3)}
+
+    assert rendered == {"2024-05-06T07:08:09 06 1999"}
