@@ -136,11 +136,18 @@ def trace_failures(deliveries: Deliveries, batches: Iterable[pa.RecordBatch]) ->
         deliveries.failed = dict.fromkeys(every_seq, reason) | deliveries.refused
 
 
-def _identities(batch: pa.RecordBatch) -> Iterable[tuple[int, Identity]]:
+def as_bytes(column: pa.Array) -> list[bytes | None]:
+    """A key or value column as the bytes the producer sends, and failure reports carry."""
     import pyarrow as pa
 
+    if column.null_count == len(column):
+        return [None] * len(column)
+    values: list[bytes | None] = column.cast(pa.binary()).to_pylist()
+    return values
+
+
+def _identities(batch: pa.RecordBatch) -> Iterable[tuple[int, Identity]]:
     topics = batch.column("topic").to_pylist()
-    keys = batch.column("key").cast(pa.binary()).to_pylist()
-    values = batch.column("value").cast(pa.binary()).to_pylist()
+    keys, values = as_bytes(batch.column("key")), as_bytes(batch.column("value"))
     seqs = batch.column("seq").to_pylist()
     return zip(seqs, zip(topics, keys, values, strict=True), strict=True)

@@ -145,9 +145,9 @@ def keys_may_repeat(
     [(model_rows,)] = connection.execute(
         f"SELECT count(*) FROM {diff.relation} WHERE {diff.key_not_null()}"
     ).fetchall()
-    [(snapshot_rows,)] = connection.execute(
-        f"SELECT count(*) FROM {snapshot or _empty_snapshot(diff)}"
-    ).fetchall()
+    snapshot_rows = 0
+    if snapshot is not None:
+        [(snapshot_rows,)] = connection.execute(f"SELECT count(*) FROM {snapshot}").fetchall()
     [(added, removed, repeated)] = connection.execute(
         f"""
         SELECT count(*) FILTER (WHERE {EVENT} = 'added' AND NOT {MATCHED}),

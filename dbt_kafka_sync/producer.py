@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.config import EVENT_HEADER
 from dbt_kafka_sync.connection import describe, security_settings
-from dbt_kafka_sync.delivery import Deliveries, FailureReports
+from dbt_kafka_sync.delivery import Deliveries, FailureReports, as_bytes
 from dbt_kafka_sync.errors import KafkaError, ProfileError, describe_kafka_error, quote_list
 
 if TYPE_CHECKING:
@@ -348,7 +348,7 @@ class _MessageBatch:
 
     seqs: list[int]
     events: list[str]
-    keys: Sequence[bytes | None]
+    keys: list[bytes | None]
     values: list[bytes | None]
     errors: list[str | None] | None
     topics: list[str | None] | None
@@ -358,21 +358,14 @@ class _MessageBatch:
     @classmethod
     def of(cls, batch: pa.RecordBatch, routing: Routing) -> _MessageBatch:
         """Take from a batch only what varies: constant and all-NULL columns stay in Arrow."""
-        import pyarrow as pa
-
-        keys = batch.column("key")
         topics = batch.column("topic")
         single_topic = len(routing.partitions) == 1 and topics.null_count == 0
         headers = [batch.column(header_column(i)) for i in range(len(routing.header_names))]
         return cls(
             seqs=batch.column("seq").to_pylist(),
             events=batch.column("event").to_pylist(),
-            keys=(
-                [None] * batch.num_rows
-                if keys.null_count == batch.num_rows
-                else keys.cast(pa.binary()).to_pylist()
-            ),
-            values=batch.column("value").cast(pa.binary()).to_pylist(),
+            keys=as_bytes(batch.column("key")),
+            values=as_bytes(batch.column("value")),
             errors=_values_unless_all_null(batch.column("row_error")),
             topics=None if single_topic else topics.to_pylist(),
             partitions=_values_unless_all_null(batch.column("partition")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -212,15 +213,9 @@ def _publish(
         partitions = context.publisher.partition_counts(_topics(context, sync, plan))
         log.info("%s: publishing %d messages to %s", model.name, to_publish, sync.destination)
     routing = Routing(partitions, list(sync.headers), sync.event_header)
-    reader = arrow_batches(context.connection, plan.query, BATCH_ROWS)
-    try:
-        deliveries = context.publisher.publish(
-            _messages(context, model, sync, plan, reader),
-            routing,
-            Progress(f"{model.name} -> {sync.destination}", to_publish),
-        )
-    finally:
-        reader.close()  # DuckDB refuses other statements while a result is open
+    with _messages(context, model, sync, plan) as batches:
+        progress = Progress(f"{model.name} -> {sync.destination}", to_publish)
+        deliveries = context.publisher.publish(batches, routing, progress)
     _trace_failures(context, model, sync, plan, deliveries)
     result.published = deliveries.produced
     result.delivered = deliveries.delivered
@@ -238,11 +233,8 @@ def _trace_failures(
         return
     failed = len(deliveries.failed_messages)
     log.info("%s: %d messages failed; finding their rows", model.name, failed)
-    reader = arrow_batches(context.connection, plan.query, BATCH_ROWS)
-    try:
-        trace_failures(deliveries, _messages(context, model, sync, plan, reader))
-    finally:
-        reader.close()
+    with _messages(context, model, sync, plan) as batches:
+        trace_failures(deliveries, batches)
 
 
 def _failed_rows(context: SyncContext, plan: _Plan, failed: dict[int, str]) -> list[FailedRow]:
@@ -319,18 +311,25 @@ def _topics(context: SyncContext, sync: SyncConfig, plan: _Plan) -> list[str]:
     return [str(topic) for (topic,) in rows]
 
 
+@contextmanager
 def _messages(
-    context: SyncContext,
-    model: SyncedModel,
-    sync: SyncConfig,
-    plan: _Plan,
-    batches: pa.RecordBatchReader,
-) -> Iterator[pa.RecordBatch]:
-    """Stream the messages; a template sync renders its values on the way."""
-    if plan.renderer is None:
-        return iter(batches)
-    tombstone = sync.on_remove == "tombstone"
-    return plan.renderer.render_batches(batches, context.template_context(model), tombstone)
+    context: SyncContext, model: SyncedModel, sync: SyncConfig, plan: _Plan, query: str = ""
+) -> Iterator[Iterator[pa.RecordBatch]]:
+    """Stream the messages of the plan's query (or of `query`, built on it).
+
+    A template sync renders its values on the way. The result is closed at the end:
+    DuckDB refuses other statements while one is open.
+    """
+    reader = arrow_batches(context.connection, query or plan.query, BATCH_ROWS)
+    try:
+        if plan.renderer is None:
+            yield iter(reader)
+        else:
+            tombstone = sync.on_remove == "tombstone"
+            rendering = context.template_context(model)
+            yield plan.renderer.render_batches(reader, rendering, tombstone)
+    finally:
+        reader.close()
 
 
 def _count(connection: duckdb.DuckDBPyConnection, events: list[str]) -> int:
@@ -346,14 +345,11 @@ def _samples(
     """A few messages as they would be sent (or why they could not be)."""
     query = f"SELECT * FROM ({plan.query}) LIMIT {SAMPLE_MESSAGES}"
     samples = []
-    reader = arrow_batches(context.connection, query, BATCH_ROWS)
-    try:
-        for batch in _messages(context, model, sync, plan, reader):
+    with _messages(context, model, sync, plan, query) as batches:
+        for batch in batches:
             for row in batch.select(["event", "key", "value", "row_error"]).to_pylist():
                 shown = row["value"] if row["row_error"] is None else f"<{row['row_error']}>"
                 samples.append((str(row["event"]), row["key"], shown))
-    finally:
-        reader.close()
     return samples
 
 

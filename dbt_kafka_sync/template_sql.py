@@ -14,11 +14,11 @@ columns mode does, where Liquid fails the row.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.messages import json_value, parse_type
 from dbt_kafka_sync.sql import quote_identifier, quote_literal
+from dbt_kafka_sync.templating import load_strict_json
 
 if TYPE_CHECKING:
     from dbt_kafka_sync.templating import MessageTemplate
@@ -88,14 +88,10 @@ def _values_in_value_positions(parts: list[Part]) -> bool:
     for probe in PROBES:
         document = "".join(text if kind == "text" else probe for kind, text in parts)
         try:
-            json.loads(document, parse_constant=_not_json)
+            load_strict_json(document)
         except ValueError:
             return False
     return True
-
-
-def _not_json(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _column_json(column: str, column_type: str) -> str:

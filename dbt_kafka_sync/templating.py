@@ -202,6 +202,11 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def load_strict_json(text: str) -> Any:
+    """Parse JSON as consumers must read it: NaN and Infinity (which json accepts) raise."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
 @dataclass(frozen=True)
 class MessageTemplate:
     """A parsed template and what it reads from a row."""
@@ -272,7 +277,7 @@ class MessageTemplate:
         except LiquidError as exc:
             return None, f"template error: {str(exc).splitlines()[0]}"
         try:
-            json.loads(text, parse_constant=_reject_constant)  # no NaN or Infinity
+            load_strict_json(text)
         except ValueError as exc:
             return None, (
                 f"the template's output is not valid JSON ({exc}); write values with"
