@@ -265,10 +265,29 @@ def tool_run(bench: Bench, key: str, label: str, mode: str) -> None:
     bench.project.use_topic(model, topic)
     stats = bench.measure(tool_command(bench, "run", model), key)
     counts = _tool_counts(stats.stdout)
+    problem = ""
+    if key == "tool-change" and counts[:3] != _expected(bench):
+        problem = f"expected {bench.expected_change}, the tool reported {counts[:3]}"
+    summary = "{} added, {} changed, {} removed; {} delivered, {} failed".format(*counts)
+    add_whole_process(bench, key, label, stats, topic, summary, problem)
+
+
+def add_whole_process(
+    bench: Bench,
+    key: str,
+    label: str,
+    stats: ProcessStats,
+    topic: str,
+    summary: str,
+    problem: str = "",
+) -> None:
+    """Record a program timed start to exit, by what reached its topic.
+
+    The note is the program's own summary, unless something is wrong with the payloads
+    or with what the program reported (`problem`).
+    """
     messages = kafka_local.message_count(bench.broker.plaintext, topic)
     size, note = payload_bytes(bench, topic, messages)
-    if key == "tool-change" and counts[:3] != _expected(bench):
-        note += f" expected {bench.expected_change}, the tool reported {counts[:3]}"
     bench.add(
         Measurement(
             key=key,
@@ -280,8 +299,7 @@ def tool_run(bench: Bench, key: str, label: str, mode: str) -> None:
             peak_rss_mb=stats.peak_rss_mb,
             cpu_s=stats.cpu_s,
             timed="whole process",
-            note=note.strip()
-            or "{} added, {} changed, {} removed; {} delivered, {} failed".format(*counts),
+            note=f"{note} {problem}".strip() or summary,
         )
     )
 
@@ -316,26 +334,9 @@ def pandas_run(bench: Bench, key: str, label: str) -> None:
         bench.producer_config,
     ]
     stats = bench.measure(command, key)
-    summary = json.loads(stats.stdout.strip().splitlines()[-1])
-    messages = kafka_local.message_count(bench.broker.plaintext, topic)
-    size, note = payload_bytes(bench, topic, messages)
-    bench.add(
-        Measurement(
-            key=key,
-            label=label,
-            wall_s=stats.wall_s,
-            process_s=stats.wall_s,
-            messages=messages,
-            payload_bytes=size,
-            peak_rss_mb=stats.peak_rss_mb,
-            cpu_s=stats.cpu_s,
-            timed="whole process",
-            note=note
-            or "{added} added, {changed} changed, {removed} removed; {delivered} delivered".format(
-                **summary
-            ),
-        )
-    )
+    counts = json.loads(stats.stdout.strip().splitlines()[-1])
+    summary = "{added} added, {changed} changed, {removed} removed; {delivered} delivered"
+    add_whole_process(bench, key, label, stats, topic, summary.format(**counts))
 
 
 def change_warehouse(bench: Bench) -> None:

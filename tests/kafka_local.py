@@ -369,26 +369,26 @@ def iam_handler_jar(libs: Path | None = None) -> Path:
 
 def _java() -> str:
     """Locate the ``java`` executable, preferring ``$JAVA_HOME``."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin/java").is_file():
-        return str(Path(java_home) / "bin/java")
-    found = shutil.which("java")
-    if found is None:
-        raise KafkaLocalError("Java ('java') is not on PATH and JAVA_HOME is not set")
-    return found
+    return _jdk_tool("java", "Java ('java') is not on PATH and JAVA_HOME is not set")
 
 
 def _javac() -> str:
     """Locate the ``javac`` executable (a JDK), preferring ``$JAVA_HOME``."""
+    return _jdk_tool(
+        "javac",
+        "javac is not on PATH and JAVA_HOME has none; a JDK (not just a JRE) is needed "
+        "to compile the broker's MSK IAM callback handler",
+    )
+
+
+def _jdk_tool(name: str, missing: str) -> str:
+    """``$JAVA_HOME/bin/NAME`` if there is one, else NAME on PATH; ``missing`` if neither."""
     java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin/javac").is_file():
-        return str(Path(java_home) / "bin/javac")
-    found = shutil.which("javac")
+    if java_home and (Path(java_home) / "bin" / name).is_file():
+        return str(Path(java_home) / "bin" / name)
+    found = shutil.which(name)
     if found is None:
-        raise KafkaLocalError(
-            "javac is not on PATH and JAVA_HOME has none; a JDK (not just a JRE) is needed "
-            "to compile the broker's MSK IAM callback handler"
-        )
+        raise KafkaLocalError(missing)
     return found
 
 
