@@ -41,10 +41,10 @@ bench: $(VENV)/.installed
 
 ## broker / broker-stop: a local Kafka broker that stays up between commands
 broker: $(VENV)/.installed
-	$(PY) tests/kafka_local.py start --state-dir $(KAFKA_STATE)
+	$(PY) -m local_servers.kafka start --state-dir $(KAFKA_STATE)
 
 broker-stop: $(VENV)/.installed
-	$(PY) tests/kafka_local.py stop --state-dir $(KAFKA_STATE)
+	$(PY) -m local_servers.kafka stop --state-dir $(KAFKA_STATE)
 
 clean:
 	rm -rf $(VENV) $(KAFKA_STATE) integration_tests/target integration_tests/dbt_packages \

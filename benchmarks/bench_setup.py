@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from dbt_kafka_sync.messages import json_value
+from dbt_kafka_sync.messages.columns import json_value
 from dbt_kafka_sync.sql import quote_identifier, quote_literal
 
 PROJECT = "bench"

@@ -18,9 +18,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from dbt_kafka_sync.diff import ChangeCounts, DiffInput, compute_changes
-from dbt_kafka_sync.snapshot import SnapshotView, SyncIdentity, SyncOutcome, commit, snapshot_view
-from dbt_kafka_sync.state import load_sync, open_state
+from dbt_kafka_sync.changes.diff import compute_changes
+from dbt_kafka_sync.changes.input import ChangeCounts, DiffInput
+from dbt_kafka_sync.state.history import SyncOutcome
+from dbt_kafka_sync.state.snapshot import SnapshotView, SyncIdentity, commit, snapshot_view
+from dbt_kafka_sync.state.store import load_sync, open_state
 
 COLUMNS = {
     "id": "BIGINT",
@@ -98,11 +100,9 @@ def main() -> None:
         def commit_all() -> str:
             [(count,)] = con.execute("SELECT count(*) FROM dks_changes").fetchall()
             failed = pa.array([], type=pa.int64())  # every row delivered
-            outcome = SyncOutcome(
-                "r", "bench", "model", "default", "bench", ChangeCounts(), count, count
-            )
+            outcome = SyncOutcome("model", "default", "bench", ChangeCounts(), count, count)
             record = load_sync(con, "bench")
-            commit(con, diff, view(), record, failed, identity, outcome)
+            commit(con, diff, view(), record, failed, identity, "r", outcome)
             return f"{count} rows committed"
 
         def diff_now() -> ChangeCounts:

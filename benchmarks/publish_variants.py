@@ -34,24 +34,21 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import local_servers.kafka as local_kafka
 import pyarrow as pa
+from bench_setup import PAYLOAD_COLUMN, PAYLOAD_TABLE, build_warehouse
+from confluent_kafka import Producer
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-import kafka_local  # noqa: E402
-from bench_setup import PAYLOAD_COLUMN, PAYLOAD_TABLE, build_warehouse  # noqa: E402
-from confluent_kafka import Producer  # noqa: E402
-
-from dbt_kafka_sync.producer import (  # noqa: E402
+from dbt_kafka_sync.config.kafka import KafkaTarget
+from dbt_kafka_sync.kafka.producer import (
     DEFAULT_PRODUCER_SETTINGS,
     POLL_EVERY,
     Publisher,
     Routing,
 )
-from dbt_kafka_sync.profiles import KafkaTarget  # noqa: E402
 
-BATCH_ROWS = 50_000  # as dbt_kafka_sync.sync.BATCH_ROWS
+HERE = Path(__file__).resolve().parent
+BATCH_ROWS = 50_000  # as dbt_kafka_sync.job.BATCH_ROWS
 EVENT_HEADERS = [("dbt-kafka-sync-event", b"added")]
 # (bootstrap, topic, table, partitions) -> (seconds, messages delivered)
 Variant = Callable[[str, str, pa.Table, int], tuple[float, int]]
@@ -216,7 +213,7 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def measure(broker: kafka_local.Broker, name: str, table: pa.Table, args: Any, run: int) -> float:
+def measure(broker: local_kafka.Broker, name: str, table: pa.Table, args: Any, run: int) -> float:
     topic = f"variant-{name.replace('+', '-')}-{run}"
     broker.create_topic(topic, args.partitions)
     seconds, delivered = VARIANTS[name](broker.plaintext, topic, table, args.partitions)
@@ -236,7 +233,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dks-variants-") as tmp:
         table = message_table(args.rows, Path(tmp))
-        broker = kafka_local.start(Path(tmp) / "broker")
+        broker = local_kafka.start(Path(tmp) / "broker")
         try:
             times: dict[str, list[float]] = {name: [] for name in args.only}
             for run in range(args.repeat):  # interleaved, so drift hits every variant alike

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/run.py                 # 1,000,000 rows, 6 partitions
     .venv/bin/python benchmarks/run.py --rows 100000 --skip tool-liquid --keep
 
-One run starts one local Kafka broker (tests/kafka_local.py), generates a DuckDB warehouse
+One run starts one local Kafka broker (tests/local_servers/kafka), generates a DuckDB warehouse
 and a minimal dbt project around it (no dbt run), then measures, each on a fresh topic
 with the same partition count and each in its own child process:
 
@@ -46,32 +46,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-import kafka_local  # noqa: E402  (tests/kafka_local.py runs the broker)
-from bench_kafka import (  # noqa: E402
+import local_servers.kafka as local_kafka  # tests/local_servers/kafka runs the broker
+from bench_kafka import (
     PERF_HEAP,
     producer_perf_command,
     producer_perf_seconds,
     sample_values,
 )
-from bench_process import (  # noqa: E402
+from bench_process import (
     MeasuredProcessError,
     ProcessStats,
     check_ok,
     run_measured,
 )
-from bench_profile import profile_report, spy_report  # noqa: E402
-from bench_report import (  # noqa: E402
+from bench_profile import profile_report, spy_report
+from bench_report import (
     Measurement,
     machine_info,
     plot_throughput,
     render_markdown,
     write_json,
 )
-from bench_setup import (  # noqa: E402
+from bench_setup import (
     MODELS,
     TABLE,
     BenchModel,
@@ -81,8 +77,10 @@ from bench_setup import (  # noqa: E402
     export_payloads,
 )
 
-from dbt_kafka_sync.producer import DEFAULT_PRODUCER_SETTINGS  # noqa: E402
+from dbt_kafka_sync.kafka.producer import DEFAULT_PRODUCER_SETTINGS
 
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 STEPS = (
     "kafka",
     "kafka-json",
@@ -115,7 +113,7 @@ class Bench:
 
     args: argparse.Namespace
     work: Path
-    broker: kafka_local.Broker
+    broker: local_kafka.Broker
     project: BenchProject
     payloads: Path
     payload_lines: Path
@@ -183,7 +181,7 @@ def kafka_ceiling(bench: Bench, key: str, json_payloads: bool) -> None:
     )
     stats = bench.measure(command, key)
     _, seconds = producer_perf_seconds(stats.stdout)
-    messages = kafka_local.message_count(bench.broker.plaintext, topic)
+    messages = local_kafka.message_count(bench.broker.plaintext, topic)
     what = (
         "our JSON payloads, one at random per record"
         if json_payloads
@@ -224,7 +222,7 @@ def python_loop(bench: Bench, key: str, label: str, extra: list[str]) -> None:
     ]
     stats = bench.measure(command, key)
     summary = json.loads(stats.stdout.strip().splitlines()[-1])
-    messages = kafka_local.message_count(bench.broker.plaintext, topic)
+    messages = local_kafka.message_count(bench.broker.plaintext, topic)
     bench.add(
         Measurement(
             key=key,
@@ -286,7 +284,7 @@ def add_whole_process(
     The note is the program's own summary, unless something is wrong with the payloads
     or with what the program reported (`problem`).
     """
-    messages = kafka_local.message_count(bench.broker.plaintext, topic)
+    messages = local_kafka.message_count(bench.broker.plaintext, topic)
     size, note = payload_bytes(bench, topic, messages)
     bench.add(
         Measurement(
@@ -448,7 +446,7 @@ def chosen_steps(args: argparse.Namespace) -> list[str]:
 def prepare(
     args: argparse.Namespace,
     work: Path,
-    broker: kafka_local.Broker,
+    broker: local_kafka.Broker,
     started: float,
     load_at_start: float,
 ) -> Bench:
@@ -535,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     broker = None
     try:
-        broker = kafka_local.start(work / "broker")
+        broker = local_kafka.start(work / "broker")
         machine = machine_info(broker.kafka_version)
         bench = prepare(args, work, broker, started, load_at_start)
         run_steps(bench, chosen_steps(args))

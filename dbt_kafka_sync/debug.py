@@ -9,16 +9,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from dbt_kafka_sync.connection import describe, security_settings
+from dbt_kafka_sync.config.kafka import KafkaTarget
+from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, select_models, synced_models
+from dbt_kafka_sync.dbt.profiles import find_profiles_file, kafka_target, load_profiles
+from dbt_kafka_sync.dbt.project import load_dbt_project
 from dbt_kafka_sync.errors import SyncError
-from dbt_kafka_sync.manifest import SyncedModel, load_manifest, select_models, synced_models
-from dbt_kafka_sync.profiles import (
-    KafkaTarget,
-    find_profiles_file,
-    kafka_target,
-    load_dbt_project,
-    load_profiles,
-)
+from dbt_kafka_sync.kafka.security import describe, security_settings
 
 MASK = "**********"
 TIMEOUT_S = 15.0
@@ -79,7 +75,7 @@ def _models(project_dir: Path, select: tuple[str, ...]) -> list[SyncedModel] | C
 
 
 def _connect(kafka: KafkaTarget, project_dir: Path) -> Check:
-    from dbt_kafka_sync.producer import Publisher
+    from dbt_kafka_sync.kafka.producer import Publisher
 
     try:
         metadata = Publisher(kafka, project_dir).metadata()
@@ -96,7 +92,7 @@ def _topic_checks(
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.admin._acl import AclOperation  # not re-exported for type checkers
 
-    from dbt_kafka_sync.producer import client_log
+    from dbt_kafka_sync.kafka.producer import client_log
 
     settings = {
         **security_settings(kafka, project_dir),

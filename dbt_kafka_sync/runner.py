@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,29 +11,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dbt_kafka_sync.diff import ChangeCounts
+from dbt_kafka_sync.config.kafka import DEFAULT_MEMORY_LIMIT, KafkaTarget
+from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, select_models, synced_models
+from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
+from dbt_kafka_sync.dbt.project import load_dbt_project
 from dbt_kafka_sync.errors import SyncError, WarehouseError
-from dbt_kafka_sync.manifest import SyncedModel, load_manifest, select_models, synced_models
-from dbt_kafka_sync.profiles import (
-    DEFAULT_MEMORY_LIMIT,
-    KafkaTarget,
-    dbt_output,
-    find_profiles_file,
-    kafka_target,
-    load_dbt_project,
-    load_profiles,
-)
-from dbt_kafka_sync.snapshot import SyncOutcome, record_outcome
-from dbt_kafka_sync.state import begin_run, finish_run, open_state, sync_id
-from dbt_kafka_sync.sync import SyncContext, SyncResult, sync_model
-from dbt_kafka_sync.templating import TemplateLoader
-from dbt_kafka_sync.warehouse.duckdb import DuckDBWarehouse
+from dbt_kafka_sync.job import JobContext, SyncJob
+from dbt_kafka_sync.messages.templating import TemplateLoader
+from dbt_kafka_sync.session import duckdb_session
+from dbt_kafka_sync.sources.duckdb import DuckDBWarehouse
+from dbt_kafka_sync.state import history
+from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
+from dbt_kafka_sync.state.store import open_state
 
 if TYPE_CHECKING:
     import duckdb
 
-    from dbt_kafka_sync.config import SyncConfig
-    from dbt_kafka_sync.producer import Publisher
+    from dbt_kafka_sync.kafka.producer import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +55,16 @@ class RunContext:
     state_path: Path
     project_dir: Path
 
-    def sync_context(
+    def job_context(
         self,
         connection: duckdb.DuckDBPyConnection,
         publisher: Publisher | None,
         run_id: str,
         full_refresh: bool,
-    ) -> SyncContext:
+    ) -> JobContext:
         """What every sync of this run shares."""
         started = datetime.now(timezone.utc)
-        return SyncContext(
+        return JobContext(
             connection=connection,
             warehouse=self.warehouse,
             publisher=publisher,
@@ -88,7 +81,7 @@ class RunReport:
     """The results of every sync of a run."""
 
     run_id: str
-    results: list[SyncResult] = field(default_factory=list)
+    results: list[SyncOutcome] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -128,29 +121,15 @@ def new_run_id() -> str:
 def state_connection(
     path: Path, read_only: bool, memory_limit: str = DEFAULT_MEMORY_LIMIT
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection with the state store attached.
-
-    Its memory is capped: a large diff spills to a temporary folder (under $TMPDIR),
-    removed at the end, instead of growing with the table.
-    """
-    import duckdb
-
-    with tempfile.TemporaryDirectory(prefix="dbt-kafka-sync-") as spill:
-        connection = duckdb.connect()
-        # Instants rendered as text (keys, headers, row keys) must not depend on the machine.
-        connection.execute("SET TimeZone = 'UTC'")
-        connection.execute("SET memory_limit = ?", [memory_limit])
-        connection.execute("SET temp_directory = ?", [spill])
-        try:
-            open_state(connection, path, read_only)
-            yield connection
-        finally:
-            connection.close()
+    """The run's DuckDB session with the state store attached."""
+    with duckdb_session(memory_limit) as connection:
+        open_state(connection, path, read_only)
+        yield connection
 
 
 def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     """Publish every sync's changes; a failing sync is reported and the others go on."""
-    from dbt_kafka_sync.producer import Publisher
+    from dbt_kafka_sync.kafka.producer import Publisher
 
     report = RunReport(new_run_id())
     if not context.models:
@@ -160,18 +139,19 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     publisher = Publisher(context.kafka, context.project_dir)
     publisher.metadata()
     with state_connection(context.state_path, False, context.kafka.memory_limit) as connection:
-        begin_run(connection, report.run_id, "run", context.target_name)
+        history.begin_run(connection, report.run_id, "run", context.target_name)
         try:
-            sync_context = context.sync_context(connection, publisher, report.run_id, full_refresh)
-            _sync_all(sync_context, context.models, report)
+            jobs = context.job_context(connection, publisher, report.run_id, full_refresh)
+            _sync_all(jobs, context.models, report)
         except BaseException as exc:
             message = exc.render() if isinstance(exc, SyncError) else type(exc).__name__
             try:
-                finish_run(connection, report.run_id, "error", message)
+                history.finish_run(connection, report.run_id, "error", message)
             except Exception:  # the original error matters more; `runs` shows it as running
                 log.debug("could not record the run's end", exc_info=True)
             raise
-        finish_run(connection, report.run_id, "success" if report.ok else "failed", None)
+        status = "success" if report.ok else "failed"
+        history.finish_run(connection, report.run_id, status, None)
     return report
 
 
@@ -179,45 +159,28 @@ def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
     """Count what a run would publish, with sample messages; publish and write nothing."""
     report = RunReport("plan")
     with state_connection(context.state_path, True, context.kafka.memory_limit) as connection:
-        sync_context = context.sync_context(connection, None, "plan", full_refresh)
-        _sync_all(sync_context, context.models, report)
+        jobs = context.job_context(connection, None, "plan", full_refresh)
+        _sync_all(jobs, context.models, report)
     return report
 
 
-def _sync_all(context: SyncContext, models: list[SyncedModel], report: RunReport) -> None:
+def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport) -> None:
     import duckdb
 
     for model in models:
         for sync in model.syncs:
+            job = SyncJob(context, model, sync)
             try:
-                result = sync_model(context, model, sync)
+                outcome = job.plan() if context.publisher is None else job.run()
             except (SyncError, duckdb.Error) as exc:
                 if isinstance(exc, duckdb.Error):  # e.g. a view over a dropped table
                     exc = WarehouseError(f"DuckDB failed: {exc}", model=model.name)
-                result = SyncResult(model.name, sync.name, sync.destination, error=exc.render())
+                outcome = SyncOutcome(model.name, sync.name, sync.destination, error=exc.render())
                 if context.publisher is not None:
-                    _record_failed_sync(context, model, sync, result.error or "")
-            for note in result.notes:
+                    job.record_error(exc.render())
+            for note in outcome.notes:
                 log.warning("%s [%s]: %s", model.name, sync.name, note)
-            report.results.append(result)
-
-
-def _record_failed_sync(
-    context: SyncContext, model: SyncedModel, sync: SyncConfig, error: str
-) -> None:
-    outcome = SyncOutcome(
-        run_id=context.run_id,
-        sync_id=sync_id(context.target, model.unique_id, sync.name),
-        model=model.name,
-        sync_name=sync.name,
-        topic=sync.destination,
-        counts=ChangeCounts(),
-        published=0,
-        delivered=0,
-        status="error",
-        error=error,
-    )
-    record_outcome(context.connection, outcome)
+            report.results.append(outcome)
 
 
 def state_path_of(options: RunOptions) -> Path:
@@ -227,7 +190,7 @@ def state_path_of(options: RunOptions) -> Path:
 
 def reset(options: RunOptions, model: str) -> list[str]:
     """Forget the snapshots of a model's syncs for the chosen Kafka target."""
-    from dbt_kafka_sync.state import forget_syncs
+    from dbt_kafka_sync.state.store import forget_syncs
 
     target_name, state_path = _target_and_state(options)
     with state_connection(state_path, read_only=False) as connection:
@@ -239,3 +202,15 @@ def _target_and_state(options: RunOptions) -> tuple[str, Path]:
     profiles_path = find_profiles_file(options.profiles_dir, project_dir)
     target_name, kafka = kafka_target(load_profiles(profiles_path), options.target, profiles_path)
     return target_name, _absolute(options.state_path or Path(kafka.state_path), project_dir)
+
+
+def recent_runs(options: RunOptions, limit: int) -> list[RunSummary]:
+    """The latest runs of the state store, newest first."""
+    with state_connection(state_path_of(options), read_only=True) as connection:
+        return history.recent_runs(connection, limit)
+
+
+def run_details(options: RunOptions, run_id: str, max_rows: int) -> RunDetails | None:
+    """One run of the state store with its syncs and failed rows; None for an unknown run."""
+    with state_connection(state_path_of(options), read_only=True) as connection:
+        return history.run_details(connection, run_id, max_rows)

@@ -11,17 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import local_servers.kafka as local_kafka  # the test harness's broker, shared with the demo
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-import kafka_local  # noqa: E402  (the test harness's broker, shared with the demo)
-
 STATE_DIR = HERE.parent / ".kafka-local"
 
 
 def main() -> int:
     """Run the demo end to end; return the exit code of dbt-kafka-sync."""
-    broker = kafka_local.running_broker(STATE_DIR) or kafka_local.start(STATE_DIR)
+    broker = local_kafka.running_broker(STATE_DIR) or local_kafka.start(STATE_DIR)
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": broker.plaintext,
@@ -42,7 +40,7 @@ def main() -> int:
 
 def _topics() -> list[str]:
     """The topics the example project's syncs publish to, read from its manifest."""
-    from dbt_kafka_sync.manifest import load_manifest, synced_models
+    from dbt_kafka_sync.dbt.manifest import load_manifest, synced_models
 
     models = synced_models(load_manifest(HERE / "target" / "manifest.json"))
     return sorted({sync.topic for model in models for sync in model.syncs if sync.topic})
@@ -58,7 +56,7 @@ def _step(
     return result
 
 
-def _print_topic(broker: kafka_local.Broker, topic: str) -> None:
+def _print_topic(broker: local_kafka.Broker, topic: str) -> None:
     messages = broker.consume_all(topic)
     print(f"\n== {topic}: {len(messages)} messages on {broker.plaintext}")
     for message in messages:

@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import kafka_local
+import local_servers.kafka as local_kafka
 import pytest
 import yaml
 from harness import EXAMPLE_PROJECT, REPO, Kafka, Project
@@ -26,7 +26,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
     if external:
         yield Kafka(external, None)
         return
-    broker = kafka_local.start(tmp_path_factory.mktemp("kafka"))
+    broker = local_kafka.start(tmp_path_factory.mktemp("kafka"))
     try:
         yield Kafka(broker.plaintext, broker)
     finally:

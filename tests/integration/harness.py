@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import kafka_local
+import local_servers.kafka as local_kafka
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,17 +35,17 @@ class Kafka:
     """The broker the tests talk to."""
 
     bootstrap_servers: str
-    broker: kafka_local.Broker | None
+    broker: local_kafka.Broker | None
 
     def create_topic(self, partitions: int = 1) -> str:
         """Create a topic with a fresh name, so tests never see each other's messages."""
         name = f"test-{uuid.uuid4().hex[:12]}"
-        kafka_local.create_topic(self.bootstrap_servers, name, partitions)
+        local_kafka.create_topic(self.bootstrap_servers, name, partitions)
         return name
 
-    def consume_all(self, topic: str) -> list[kafka_local.Record]:
+    def consume_all(self, topic: str) -> list[local_kafka.Record]:
         """Every message now in the topic."""
-        return kafka_local.consume_all(self.bootstrap_servers, topic)
+        return local_kafka.consume_all(self.bootstrap_servers, topic)
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Project:
         """Create the example's topics under a fresh prefix, then `dbt build` with it."""
         prefix = f"it-{uuid.uuid4().hex[:10]}."
         for model in topics:
-            kafka_local.create_topic(kafka.bootstrap_servers, prefix + model, partitions)
+            local_kafka.create_topic(kafka.bootstrap_servers, prefix + model, partitions)
         self.prefix = prefix
         self.rebuild()
         return prefix

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-import kafka_local
+import local_servers.kafka as local_kafka
 from harness import Kafka, Project
 
 EVENT_HEADER = "dbt-kafka-sync-event"
@@ -136,7 +136,7 @@ def java_partitions(tmp_path: Path, keys: list[str], partitions: int) -> list[in
     """The partition Kafka's Java client gives each key, computed by its own code."""
     (tmp_path / "keys.txt").write_text("\n".join(keys) + "\n", encoding="utf-8")
     (tmp_path / "Partitions.java").write_text(JAVA_PARTITIONER)
-    libs = kafka_local.fetch_jars()
+    libs = local_kafka.fetch_jars()
     result = subprocess.run(
         [
             "java",
@@ -192,9 +192,9 @@ def test_topic_column_partition_precedence_and_headers(project: Project, kafka: 
 
     assert missing.returncode == 1
     assert f"topic(s) '{prefix}other' do not exist" in missing.stdout
-    assert kafka_local.message_count(kafka.bootstrap_servers, prefix + "main") == 0
+    assert local_kafka.message_count(kafka.bootstrap_servers, prefix + "main") == 0
 
-    kafka_local.create_topic(kafka.bootstrap_servers, prefix + "other", 2)
+    local_kafka.create_topic(kafka.bootstrap_servers, prefix + "other", 2)
     result = project.sync("--select", "routed")
 
     assert result.returncode == 1  # row 3's partition 9 does not exist

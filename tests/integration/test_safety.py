@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-import kafka_local
+import local_servers.kafka as local_kafka
 import pytest
 from harness import Kafka, Project
 
@@ -54,7 +54,7 @@ def test_killed_run_then_rerun_loses_nothing(project: Project, kafka: Kafka) -> 
     )
     try:
         wait_until(
-            lambda: kafka_local.message_count(kafka.bootstrap_servers, topic) > 0,
+            lambda: local_kafka.message_count(kafka.bootstrap_servers, topic) > 0,
             timeout=120,
             what="the first published message",
         )
@@ -64,7 +64,7 @@ def test_killed_run_then_rerun_loses_nothing(project: Project, kafka: Kafka) -> 
     finally:
         slow.send_signal(signal.SIGKILL)
         slow.wait()
-    published = kafka_local.message_count(kafka.bootstrap_servers, topic)
+    published = local_kafka.message_count(kafka.bootstrap_servers, topic)
     assert 0 < published < ROWS, "the run was not killed while publishing"
 
     project.set_producer({})
@@ -98,7 +98,7 @@ def test_failed_rows_are_resent_and_delivered_rows_are_not(project: Project, kaf
 
     second = project.sync("--select", "customers")  # still too large: only row 3 again
     assert "1 added, 0 changed, 0 removed; 0 delivered, 1 failed" in second.stdout
-    assert kafka_local.message_count(kafka.bootstrap_servers, topic) == 4
+    assert local_kafka.message_count(kafka.bootstrap_servers, topic) == 4
 
     project.set_producer({})
     third = project.sync("--select", "customers")
@@ -133,7 +133,7 @@ def test_rows_the_broker_refuses_are_resent_and_only_they(
     fail among successful ones, on every partition, and must reach the right rows."""
     project.write_model("refused", refused_model(3000, keyed))
     topic = project.build(kafka, ()) + "refused"
-    kafka_local.create_topic(
+    local_kafka.create_topic(
         kafka.bootstrap_servers, topic, 3, config={"max.message.bytes": "2000"}
     )
     # One message per request, uncompressed: the broker refuses exactly the large ones.
@@ -157,5 +157,5 @@ def test_rows_the_broker_refuses_are_resent_and_only_they(
     assert sorted(_ids(kafka.consume_all(topic))) == list(range(REFUSED_ROWS))  # each once
 
 
-def _ids(records: list[kafka_local.Record]) -> list[int]:
+def _ids(records: list[local_kafka.Record]) -> list[int]:
     return [json.loads(record.value or "")["id"] for record in records]

@@ -8,21 +8,21 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import kafka_local
+import local_servers.kafka as local_kafka
 import pytest
 from harness import Kafka, Project
 
 MECHANISMS = ("plain", "scram-sha-256", "scram-sha-512")
 
 
-def local_broker(kafka: Kafka) -> kafka_local.Broker:
+def local_broker(kafka: Kafka) -> local_kafka.Broker:
     if kafka.broker is None:
         pytest.skip("needs the local test broker's SASL, TLS and IAM listeners")
     return kafka.broker
 
 
 def sasl_output(
-    broker: kafka_local.Broker, mechanism: str, tls: bool, password_var: str = "TEST_PASSWORD"
+    broker: local_kafka.Broker, mechanism: str, tls: bool, password_var: str = "TEST_PASSWORD"
 ) -> dict[str, Any]:
     """A kafka_sync output for a SASL listener; the password comes from the environment."""
     output: dict[str, Any] = {
@@ -60,7 +60,7 @@ def test_publish_over_each_sasl_mechanism(
 ) -> None:
     broker = local_broker(kafka)
     topic = built_project.prefix + "orders"
-    before = kafka_local.message_count(kafka.bootstrap_servers, topic)
+    before = local_kafka.message_count(kafka.bootstrap_servers, topic)
     password = broker.users[mechanism]["password"]
 
     result = sync_orders(
@@ -69,7 +69,7 @@ def test_publish_over_each_sasl_mechanism(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 delivered, 0 failed" in result.stdout
-    assert kafka_local.message_count(kafka.bootstrap_servers, topic) == before + 4
+    assert local_kafka.message_count(kafka.bootstrap_servers, topic) == before + 4
 
 
 def test_tls_with_inline_ca_and_localhost(built_project: Project, kafka: Kafka) -> None:
@@ -119,7 +119,7 @@ def test_verify_hostname_off_is_allowed_with_a_warning(
     assert "tls.verify_hostname is false" in result.stderr
 
 
-def aws_output(broker: kafka_local.Broker, **auth: str) -> dict[str, Any]:
+def aws_output(broker: local_kafka.Broker, **auth: str) -> dict[str, Any]:
     return {
         "bootstrap_servers": broker.iam,
         "auth": {"mechanism": "aws-iam", "region": "eu-west-1", **auth},

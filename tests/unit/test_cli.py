@@ -9,9 +9,9 @@ import yaml
 from click.testing import CliRunner
 
 from dbt_kafka_sync.cli import main
+from dbt_kafka_sync.config.kafka import KafkaTarget
 from dbt_kafka_sync.errors import ProfileError
-from dbt_kafka_sync.producer import Publisher
-from dbt_kafka_sync.profiles import KafkaTarget
+from dbt_kafka_sync.kafka.producer import Publisher
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from dbt_kafka_sync.config import parse_syncs
+from dbt_kafka_sync.config.sync import parse_syncs
 from dbt_kafka_sync.errors import ConfigError
 
 VALID = {"primary_key": "id", "topic": "customers"}

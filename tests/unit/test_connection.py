@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from dbt_kafka_sync.connection import describe, security_settings
+from dbt_kafka_sync.dbt.profiles import kafka_target
 from dbt_kafka_sync.debug import masked_profile
 from dbt_kafka_sync.errors import ProfileError
-from dbt_kafka_sync.profiles import kafka_target
+from dbt_kafka_sync.kafka.security import describe, security_settings
 
 PATH = Path("profiles.yml")
 

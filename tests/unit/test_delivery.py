@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from confluent_kafka import KafkaError
 
-from dbt_kafka_sync.delivery import (
+from dbt_kafka_sync.kafka.delivery import (
     TOO_MANY,
     UNTRACED,
     Deliveries,
@@ -125,7 +125,7 @@ def test_without_failures_every_sent_row_is_delivered() -> None:
 
 
 def test_past_the_traced_maximum_every_row_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dbt_kafka_sync.delivery.MAX_TRACED", 1)
+    monkeypatch.setattr("dbt_kafka_sync.kafka.delivery.MAX_TRACED", 1)
     deliveries = reported(Report("t", None, b'{"v": 2}'), Report("t", None, None))
     deliveries.refused = {6: "the topic column is NULL"}
 

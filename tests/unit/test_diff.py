@@ -11,25 +11,13 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from dbt_kafka_sync.diff import (
-    CHANGES,
-    EVENT,
-    ChangeCounts,
-    DiffInput,
-    check_duplicate_keys,
-    compute_changes,
-    keys_may_repeat,
-    null_key_rows,
-)
+from dbt_kafka_sync.changes.diff import CHANGES, EVENT, compute_changes, keys_may_repeat
+from dbt_kafka_sync.changes.input import ChangeCounts, DiffInput
+from dbt_kafka_sync.changes.keys import check_duplicate_keys, null_key_rows
 from dbt_kafka_sync.errors import SyncError
-from dbt_kafka_sync.snapshot import (
-    SnapshotView,
-    SyncIdentity,
-    SyncOutcome,
-    commit,
-    snapshot_view,
-)
-from dbt_kafka_sync.state import SyncRecord, load_sync, open_state
+from dbt_kafka_sync.state.history import SyncOutcome
+from dbt_kafka_sync.state.snapshot import SnapshotView, SyncIdentity, commit, snapshot_view
+from dbt_kafka_sync.state.store import SyncRecord, load_sync, open_state
 
 IDENTITY = SyncIdentity(
     sync_id="t:model.p.m:default",
@@ -86,7 +74,7 @@ def diff_and_commit(
         for position, (seq, event) in enumerate(seqs, 1)
         if delivered is not None and position not in delivered and event not in unpublished
     ]
-    outcome = SyncOutcome("run", IDENTITY.sync_id, "m", "default", "topic", ChangeCounts(), 0, 0)
+    outcome = SyncOutcome("m", "default", "topic", ChangeCounts())
     commit(
         con,
         diff,
@@ -94,6 +82,7 @@ def diff_and_commit(
         record,
         pa.array(failed, type=pa.int64()),
         IDENTITY,
+        "run",
         outcome,
     )
     return found
@@ -169,11 +158,11 @@ def test_resend_all_marks_every_current_row_added(connection: duckdb.DuckDBPyCon
 def test_a_failed_commit_changes_nothing(connection: duckdb.DuckDBPyConnection) -> None:
     make_model(connection, [("a", 1, "x")])
     compute_changes(connection, DIFF, None, False, model="m")
-    outcome = SyncOutcome("run", IDENTITY.sync_id, "m", "default", "topic", ChangeCounts(), 0, 0)
+    outcome = SyncOutcome("m", "default", "topic", ChangeCounts())
     # Fails half-way: after the snapshot table was created and filled, before the history.
     broken = dataclasses.replace(outcome, counts=None)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
-        commit(connection, DIFF, None, None, pa.array([], type=pa.int64()), IDENTITY, broken)
+        commit(connection, DIFF, None, None, pa.array([], type=pa.int64()), IDENTITY, "run", broken)
     assert load_sync(connection, IDENTITY.sync_id) is None
     tables = connection.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'snapshot_%'"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from dbt_kafka_sync.dbt.manifest import load_manifest, select_models, synced_models
 from dbt_kafka_sync.errors import ConfigError, ManifestError
-from dbt_kafka_sync.manifest import load_manifest, select_models, synced_models
 
 BLOCK = {"primary_key": "id", "topic": "t"}
 

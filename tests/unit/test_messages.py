@@ -9,10 +9,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from dbt_kafka_sync.config import parse_syncs
+from dbt_kafka_sync.config.sync import parse_syncs
 from dbt_kafka_sync.errors import ConfigError
-from dbt_kafka_sync.messages import message_columns
-from dbt_kafka_sync.sync import describe_columns
+from dbt_kafka_sync.job import describe_columns
+from dbt_kafka_sync.messages.columns import message_columns
 
 TRICKY_ROWS = """
 SELECT * FROM (VALUES

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dbt_kafka_sync.dbt.profiles import find_profiles_file, kafka_target, render_env_vars
 from dbt_kafka_sync.errors import ProfileError
-from dbt_kafka_sync.profiles import find_profiles_file, kafka_target, render_env_vars
 
 PATH = Path("profiles.yml")
 

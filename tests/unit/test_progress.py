@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from dbt_kafka_sync.progress import Progress
+from dbt_kafka_sync.kafka.progress import Progress
 
 
 def test_progress_names_the_sync_the_count_and_the_share(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dbt_kafka_sync.template_sql import template_sql
-from dbt_kafka_sync.templating import MessageTemplate, load_template, make_environment
+from dbt_kafka_sync.messages.template_sql import template_sql
+from dbt_kafka_sync.messages.templating import MessageTemplate, load_template, make_environment
 
 TRICKY = """
 SELECT * FROM (VALUES

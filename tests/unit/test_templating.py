@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from dbt_kafka_sync.errors import ConfigError
-from dbt_kafka_sync.templating import MessageTemplate, load_template, make_environment, to_json
+from dbt_kafka_sync.messages.templating import (
+    MessageTemplate,
+    load_template,
+    make_environment,
+    to_json,
+)
 
 ENVIRONMENT = make_environment()
 

@@ -1,0 +1,1 @@
+"""Change detection in the local DuckDB session: primary keys, row hashes and the diff."""

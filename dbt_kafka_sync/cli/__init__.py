@@ -1,0 +1,275 @@
+"""The `dbt-kafka-sync` command. Thin: parse options, call the runner, map errors to exit codes.
+
+Exit codes: 0 every message delivered; 1 a handled failure (bad config, unreachable
+broker, rows that failed); 2 an unexpected error (a bug: please report it).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from dbt_kafka_sync.cli import output
+from dbt_kafka_sync.errors import SyncError
+
+EXIT_OK, EXIT_FAILED, EXIT_BUG = 0, 1, 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _configure_logging(_ctx: click.Context, _param: click.Parameter, level: str) -> str:
+    # Only this tool's loggers follow --log-level: libraries such as botocore log request
+    # details, credentials included, at debug level.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dbt_kafka_sync").setLevel(level.upper())
+    return level
+
+
+def _project_options(command: F) -> F:
+    """Options that locate the dbt project, the profiles and the state; bundled as `options`."""
+
+    @wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        from dbt_kafka_sync.runner import RunOptions
+
+        options = RunOptions(
+            project_dir=kwargs.pop("project_dir"),
+            profiles_dir=kwargs.pop("profiles_dir"),
+            target=kwargs.pop("target"),
+            dbt_target=kwargs.pop("dbt_target"),
+            select=kwargs.pop("select", ()),
+            state_path=kwargs.pop("state_path"),
+        )
+        return command(options=options, **kwargs)
+
+    decorators = [
+        click.option(
+            "--log-level",
+            type=click.Choice(["debug", "info", "warning", "error"]),
+            default="info",
+            show_default=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_configure_logging,
+        ),
+        click.option(
+            "--project-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("."),
+            envvar="DBT_PROJECT_DIR",
+            show_default=True,
+            help="The dbt project (holds dbt_project.yml and target/manifest.json).",
+        ),
+        click.option(
+            "--profiles-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Folder of profiles.yml. Default: DBT_PROFILES_DIR, the project, ~/.dbt.",
+        ),
+        click.option("--target", "-t", default=None, help="Output of the kafka_sync profile."),
+        click.option(
+            "--dbt-target",
+            default=None,
+            envvar="DBT_TARGET",
+            help="Output of the dbt profile the models were built with. Default: its target.",
+        ),
+        click.option(
+            "--state-path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="The state file. Default: state_path of the profile "
+            "(.dbt_kafka_sync/state.duckdb in the project).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        wrapper = decorator(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+_select_option = click.option(
+    "--select",
+    "-s",
+    multiple=True,
+    help="Only these models (name or unique_id); repeat for several.",
+)
+_full_refresh_option = click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Also resend the rows that did not change, as added.",
+)
+
+
+def _handle_errors(command: F) -> F:
+    """Turn handled errors into exit 1 and bugs into exit 2, each with a readable message."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SyncError as exc:
+            click.secho(f"Error: {exc.render()}", fg="red", err=True)
+            sys.exit(EXIT_FAILED)
+        except (click.exceptions.Abort, click.ClickException):
+            raise  # click prints these itself (e.g. "Aborted!" when a prompt is declined)
+        except Exception as exc:
+            logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+            click.secho(
+                f"Unexpected error ({type(exc).__name__}): {exc}\n"
+                "This is a bug in dbt-kafka-sync; rerun with --log-level debug and report it.",
+                fg="red",
+                err=True,
+            )
+            sys.exit(EXIT_BUG)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _RunByDefault(click.Group):
+    """`dbt-kafka-sync [OPTIONS]` means `dbt-kafka-sync run [OPTIONS]`.
+
+    Options may also come before the command (`dbt-kafka-sync --log-level debug runs`).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in _GROUP_FLAGS:
+            return super().parse_args(ctx, args)
+        position = _command_position(args, self.commands)
+        if position is None:
+            args = ["run", *args]
+        else:
+            args = [args[position], *args[:position], *args[position + 1 :]]
+        return super().parse_args(ctx, args)
+
+
+_GROUP_FLAGS = {"--help", "-h", "--version"}
+_FLAGS = {*_GROUP_FLAGS, "--full-refresh", "--yes", "-y"}  # options that take no value
+
+
+def _command_position(args: list[str], commands: Mapping[str, object]) -> int | None:
+    """Where the command name is, skipping option values (`--log-level debug` is no command)."""
+    expects_value = False
+    for index, arg in enumerate(args):
+        if expects_value:
+            expects_value = False
+        elif arg.startswith("-"):
+            expects_value = arg not in _FLAGS and "=" not in arg
+        elif arg in commands:
+            return index
+        else:
+            return None  # a positional argument before any command: not ours to move
+    return None
+
+
+@click.group(cls=_RunByDefault, context_settings={"help_option_names": ["--help", "-h"]})
+@click.version_option(package_name="dbt-kafka-sync")
+def main() -> None:
+    """Publish dbt models to Kafka: one message per added, changed or removed row.
+
+    Without a command, runs `dbt-kafka-sync run`.
+    """
+
+
+@main.command("run")
+@_project_options
+@_select_option
+@_full_refresh_option
+@_handle_errors
+def run_command(options: Any, full_refresh: bool) -> None:
+    """Publish what changed in every configured model since the last run."""
+    from dbt_kafka_sync.runner import load_context, run
+
+    report = run(load_context(options), full_refresh=full_refresh)
+    output.print_run(report)
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+@main.command("plan")
+@_project_options
+@_select_option
+@_full_refresh_option
+@_handle_errors
+def plan_command(options: Any, full_refresh: bool) -> None:
+    """Show what `run` would publish (counts and sample messages); publish nothing."""
+    from dbt_kafka_sync.runner import load_context, plan
+
+    report = plan(load_context(options), full_refresh=full_refresh)
+    output.print_plan(report)
+    if not all(result.error is None for result in report.results):
+        sys.exit(EXIT_FAILED)
+
+
+@main.command("runs")
+@_project_options
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@_handle_errors
+def runs_command(options: Any, limit: int) -> None:
+    """List recent runs, newest first."""
+    from dbt_kafka_sync.runner import recent_runs
+
+    output.print_runs(recent_runs(options, limit))
+
+
+@main.command("show")
+@click.argument("run_id")
+@_project_options
+@click.option("--rows", default=100, show_default=True, help="Failed rows to show at most.")
+@_handle_errors
+def show_command(options: Any, run_id: str, rows: int) -> None:
+    """Show one run: each sync's counts and the rows that failed."""
+    from dbt_kafka_sync.errors import StateError
+    from dbt_kafka_sync.runner import run_details
+
+    details = run_details(options, run_id, rows)
+    if details is None:
+        raise StateError(f"no run '{run_id}'", hint="`dbt-kafka-sync runs` lists the run ids")
+    output.print_run_details(details)
+
+
+@main.command("reset")
+@click.argument("model")
+@_project_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_handle_errors
+def reset_command(options: Any, model: str, yes: bool) -> None:
+    """Forget MODEL's snapshot: its next run sends rows as on a first run."""
+    from dbt_kafka_sync.runner import reset
+
+    if not yes:
+        click.confirm(
+            f"Forget what was sent for '{model}'? Its next run follows initial_sync again",
+            abort=True,
+        )
+    forgotten = reset(options, model)
+    if not forgotten:
+        click.echo(f"nothing to reset: no sync of '{model}' in the state")
+    for identity in forgotten:
+        click.echo(f"reset {identity}")
+
+
+@main.command("debug")
+@_project_options
+@_select_option
+@_handle_errors
+def debug_command(options: Any) -> None:
+    """Check the profile, the manifest, the connection and every topic; publish nothing."""
+    from dbt_kafka_sync.debug import run_checks
+
+    failed = False
+    for item in run_checks(
+        options.project_dir, options.profiles_dir, options.target, options.select
+    ):
+        if isinstance(item, dict):
+            output.print_profile(item)
+            continue
+        output.print_check(item)
+        failed |= not item.ok
+    click.echo("Some checks failed." if failed else "All checks passed!")
+    if failed:
+        sys.exit(EXIT_FAILED)

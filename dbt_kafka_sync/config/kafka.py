@@ -1,0 +1,146 @@
+"""The `kafka_sync` profile output: brokers, auth, tls, producer settings and the state.
+
+Secrets are pydantic SecretStr: they print as '**********' wherever a config object is
+shown, and their value is read only where it is handed to the Kafka client.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthConfig(_Strict):
+    """The `auth` block: SASL with a username and password, or AWS IAM (Amazon MSK)."""
+
+    mechanism: Literal["plain", "scram-sha-256", "scram-sha-512", "aws-iam"]
+    username: str | None = None
+    password: SecretStr | None = None
+    # aws-iam only:
+    region: str | None = None
+    profile: str | None = Field(default=None, description="A named AWS profile.")
+    role_arn: str | None = Field(default=None, description="A role to assume.")
+    role_session_name: str = "dbt-kafka-sync"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    authorization_identity: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AuthConfig:
+        if self.mechanism == "aws-iam":
+            self._check_aws()
+        elif not self.username or self.password is None:
+            raise ValueError(f"mechanism {self.mechanism} needs `username` and `password`")
+        return self
+
+    def _check_aws(self) -> None:
+        if not self.region:
+            raise ValueError("mechanism aws-iam needs `region` (e.g. us-east-1)")
+        if self.username or self.password:
+            raise ValueError("mechanism aws-iam takes no username/password: it signs with AWS")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both `access_key_id` and `secret_access_key`, or neither")
+        sources = [
+            name
+            for name, value in (
+                ("profile", self.profile),
+                ("role_arn", self.role_arn),
+                ("access_key_id", self.access_key_id),
+            )
+            if value
+        ]
+        if len(sources) > 1:
+            raise ValueError(f"choose one source of AWS credentials, got {', '.join(sources)}")
+
+
+class TlsConfig(_Strict):
+    """The `tls` block: the CA to trust and, optionally, a client certificate (mTLS)."""
+
+    ca_file: str | None = None
+    ca_pem: str | None = None
+    verify_hostname: bool = True
+    cert_file: str | None = None
+    cert_pem: str | None = None
+    key_file: str | None = None
+    key_pem: SecretStr | None = None
+    key_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> TlsConfig:
+        for name in ("ca", "cert", "key"):
+            if getattr(self, f"{name}_file") and getattr(self, f"{name}_pem"):
+                raise ValueError(f"give `{name}_file` or `{name}_pem`, not both")
+        has_cert = bool(self.cert_file or self.cert_pem)
+        has_key = bool(self.key_file or self.key_pem)
+        if has_cert != has_key:
+            raise ValueError("a client certificate needs its key, and a key its certificate")
+        return self
+
+
+DEFAULT_STATE_PATH = ".dbt_kafka_sync/state.duckdb"
+DEFAULT_MEMORY_LIMIT = "1GB"
+MEMORY_SIZE = r"(?i)^(\d+(\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"  # as DuckDB reads sizes
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+MIN_MEMORY_BYTES = 64 * 10**6
+
+
+class KafkaTarget(BaseModel):
+    """One output of the `kafka_sync` profile: how to reach the brokers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap_servers: str = Field(min_length=1)
+    client_id: str = "dbt-kafka-sync"
+    auth: AuthConfig | None = None
+    tls: TlsConfig | None = None
+    producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    state_path: str = DEFAULT_STATE_PATH
+    # DuckDB's memory for change detection; beyond it DuckDB spills to a temporary folder.
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        size = re.match(MEMORY_SIZE, value.strip())
+        if not size:
+            raise ValueError(f"{value!r} is not a size: write e.g. 1GB, 512MB or 2.5GiB")
+        if float(size[1]) * _UNITS[size[3].upper()] < MIN_MEMORY_BYTES:
+            raise ValueError(f"{value!r} is too little for DuckDB: give it 64MB at least")
+        return value.strip()
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_shorthand(cls, value: Any) -> Any:
+        # `tls: true` is TLS with the system's trusted CAs (e.g. Confluent Cloud).
+        if value is True:
+            return {}
+        return None if value is False else value
+
+    @field_validator("producer")
+    @classmethod
+    def _no_secrets_in_producer(cls, value: dict[str, Any]) -> dict[str, Any]:
+        secret = sorted(key for key in value if _is_secret_setting(key))
+        if secret:
+            raise ValueError(
+                f"{', '.join(secret)} belong in the auth or tls block, where they are kept secret"
+            )
+        return value
+
+    @field_validator("bootstrap_servers", mode="before")
+    @classmethod
+    def _join_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return ",".join(str(server).strip() for server in value)
+        return value
+
+
+def _is_secret_setting(key: str) -> bool:
+    return any(word in key for word in ("password", "secret", "sasl.jaas", "key.pem"))

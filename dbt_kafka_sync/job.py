@@ -1,0 +1,338 @@
+"""One sync of one model, as one object: prepare (read + diff) -> publish -> commit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from dbt_kafka_sync.changes.diff import CHANGES, EVENT, PREVIOUS, compute_changes
+from dbt_kafka_sync.changes.input import DiffInput
+from dbt_kafka_sync.changes.keys import null_key_rows
+from dbt_kafka_sync.kafka.delivery import Deliveries, trace_failures
+from dbt_kafka_sync.kafka.producer import Routing
+from dbt_kafka_sync.kafka.progress import Progress
+from dbt_kafka_sync.messages import batch as message_batch
+from dbt_kafka_sync.messages.columns import (
+    ChangeTable,
+    message_columns,
+    require_columns,
+    required_columns,
+    select_messages,
+)
+from dbt_kafka_sync.messages.template_sql import template_sql
+from dbt_kafka_sync.sql import arrow_batches, events_list
+from dbt_kafka_sync.state.history import (
+    MAX_RECORDED_ROWS,
+    FailedRow,
+    Sample,
+    SyncOutcome,
+    record_outcome,
+)
+from dbt_kafka_sync.state.snapshot import SnapshotView, SyncIdentity, commit, snapshot_view
+from dbt_kafka_sync.state.store import SyncRecord, fingerprint, load_sync, sync_id
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from dbt_kafka_sync.config.sync import SyncConfig
+    from dbt_kafka_sync.dbt.manifest import SyncedModel
+    from dbt_kafka_sync.kafka.producer import Publisher
+    from dbt_kafka_sync.messages.templating import MessageTemplate, TemplateLoader
+    from dbt_kafka_sync.sources.duckdb import DuckDBWarehouse
+
+log = logging.getLogger("dbt_kafka_sync.sync")
+
+BATCH_ROWS = 50_000  # rows per Arrow record batch: memory stays flat as tables grow
+SAMPLE_MESSAGES = 3
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every sync of a run shares."""
+
+    connection: duckdb.DuckDBPyConnection
+    warehouse: DuckDBWarehouse
+    publisher: Publisher | None  # None for a dry run (`plan`)
+    target: str
+    run_id: str
+    templates: TemplateLoader
+    started_at: str = ""
+    full_refresh: bool = False
+
+    def template_context(self, model: SyncedModel) -> dict[str, Any]:
+        """What every message of a template sync sees besides its row."""
+        return {"model": model.name, "run": {"id": self.run_id, "started_at": self.started_at}}
+
+
+def diff_input(
+    model: str,
+    sync: SyncConfig,
+    relation: str,
+    types: dict[str, str],
+    template: MessageTemplate | None,
+) -> DiffInput:
+    """Decide which columns the snapshot keeps and which ones count as a change."""
+    required = required_columns(sync, types, template)
+    compare = sync.compare_columns or [c for c in required if c not in sync.primary_key]
+    require_columns(model, types, compare, "compare_columns")
+    kept = set(required) | set(compare) | set(sync.primary_key)
+    return DiffInput(
+        relation=relation,
+        primary_key=list(sync.primary_key),
+        columns={c: types[c] for c in types if c in kept},
+        compare_columns=compare or list(sync.primary_key),
+    )
+
+
+def message_fingerprint(sync: SyncConfig, template: MessageTemplate | None) -> str:
+    """Fingerprint of what shapes a sync's messages, to notice when it changes."""
+    shaping = sync.model_dump(
+        include={
+            "topic",
+            "topic_column",
+            "key_column",
+            "partition_column",
+            "headers",
+            "message",
+            "on_remove",
+            "event_header",
+        }
+    )
+    shaping["template_source"] = template.source if template else None  # a file's content
+    return fingerprint(shaping)
+
+
+@dataclass(frozen=True)
+class PreparedSync:
+    """A sync after the diff: what to publish and how to commit it."""
+
+    diff: DiffInput
+    record: SyncRecord | None
+    view: SnapshotView | None
+    events: list[str]
+    query: str
+    template: MessageTemplate | None
+    renderer: MessageTemplate | None  # the template when Liquid renders it, not DuckDB
+
+
+class SyncJob:
+    """One sync of one model: its changes are published, then the delivered ones committed."""
+
+    def __init__(self, context: JobContext, model: SyncedModel, sync: SyncConfig) -> None:
+        self.context = context
+        self.model = model
+        self.sync = sync
+        self.sync_id = sync_id(context.target, model.unique_id, sync.name)
+        self.outcome = SyncOutcome(model.name, sync.name, sync.destination)
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The run's DuckDB session."""
+        return self.context.connection
+
+    def run(self) -> SyncOutcome:
+        """Publish the sync's changes and commit what was delivered."""
+        prepared = self.prepare()
+        deliveries = self.publish(prepared)
+        self.commit(prepared, deliveries)
+        return self.outcome
+
+    def plan(self) -> SyncOutcome:
+        """Count what a run would publish, with sample messages; publish and write nothing."""
+        prepared = self.prepare()
+        self.outcome.samples = self._samples(prepared)
+        self.outcome.published = self._count(prepared.events)
+        return self.outcome
+
+    def record_error(self, error: str) -> None:
+        """Record in the run history that the sync failed before its commit."""
+        self.outcome = SyncOutcome(self.model.name, self.sync.name, self.sync.destination)
+        self.outcome.error = error
+        record_outcome(self.connection, self.context.run_id, self.sync_id, self.outcome)
+
+    def prepare(self) -> PreparedSync:
+        """Validate the model against the config, then fill the temp table of changes."""
+        model, sync, outcome = self.model, self.sync, self.outcome
+        template = self.context.templates.for_sync(model.name, sync.message)
+        relation = self.context.warehouse.relation(self.connection, model)
+        types = describe_columns(self.connection, relation)
+        diff = diff_input(model.name, sync, relation, types, template)
+        messages = message_columns(model.name, sync, diff.columns, template)
+        built = template_sql(template, diff.columns) if template is not None else None
+        if built is not None:
+            log.debug("%s (%s): DuckDB builds the template's messages", model.name, sync.name)
+            messages = replace(messages, value=built, template=None)
+        outcome.rejected, outcome.rejected_examples = null_key_rows(self.connection, diff)
+
+        record = load_sync(self.connection, self.sync_id)
+        view = snapshot_view(model.name, diff, record, _duckdb_version()) if record else None
+        outcome.notes = self._config_change_notes(template, record)
+        outcome.notes += view.notes if view else []
+        with_previous = template is not None and template.reads_previous()
+        outcome.counts = compute_changes(
+            self.connection,
+            diff,
+            view.sql if view else None,
+            self.context.full_refresh,
+            with_previous,
+            model=model.name,
+        )
+        skip_initial = (
+            record is None and sync.initial_sync == "skip" and not self.context.full_refresh
+        )
+        if skip_initial:
+            outcome.notes.append("initial_sync: skip - the current rows are recorded, none is sent")
+        events: list[str] = [] if skip_initial else list(sync.events)
+        changes = ChangeTable(CHANGES, diff.seq, EVENT, PREVIOUS if with_previous else None)
+        query = select_messages(messages, sync, events, list(diff.columns), changes)
+        return PreparedSync(diff, record, view, events, query, template, messages.template)
+
+    def publish(self, prepared: PreparedSync) -> Deliveries:
+        """Send the prepared messages; find the rows of those that failed."""
+        publisher = self.context.publisher
+        assert publisher is not None
+        name, destination = self.model.name, self.sync.destination
+        to_publish = self._count(prepared.events)
+        partitions: dict[str, int] = {}
+        if to_publish:
+            partitions = publisher.partition_counts(self._topics(prepared))
+            log.info("%s: publishing %d messages to %s", name, to_publish, destination)
+        routing = Routing(partitions, list(self.sync.headers), self.sync.event_header)
+        with self._messages(prepared) as batches:
+            progress = Progress(f"{name} -> {destination}", to_publish)
+            deliveries = publisher.publish(batches, routing, progress)
+        self._trace_failures(prepared, deliveries)
+        self.outcome.published = deliveries.produced
+        self.outcome.delivered = deliveries.delivered
+        self.outcome.failed = len(deliveries.failed)
+        self.outcome.failures = self._failed_rows(prepared, deliveries.failed)
+        return deliveries
+
+    def commit(self, prepared: PreparedSync, deliveries: Deliveries) -> None:
+        """Advance the snapshot for every delivered change and record the outcome."""
+        # A new message shape counts as adopted only once every row went out without error,
+        # so that after failures the next run still warns that the config changed.
+        shape = message_fingerprint(self.sync, prepared.template)
+        if prepared.record is not None and not self.outcome.ok:
+            shape = prepared.record.fingerprint
+        identity = SyncIdentity(
+            sync_id=self.sync_id,
+            target=self.context.target,
+            model_unique_id=self.model.unique_id,
+            sync_name=self.sync.name,
+            topic=self.sync.destination,
+            fingerprint=shape,
+            duckdb_version=_duckdb_version(),
+        )
+        commit(
+            self.connection,
+            prepared.diff,
+            prepared.view,
+            prepared.record,
+            deliveries.failed_array(),
+            identity,
+            self.context.run_id,
+            self.outcome,
+        )
+
+    def _trace_failures(self, prepared: PreparedSync, deliveries: Deliveries) -> None:
+        """Find the rows of the messages that failed, by building the messages again."""
+        if not deliveries.failed_messages:
+            trace_failures(deliveries, [])
+            return
+        failed = len(deliveries.failed_messages)
+        log.info("%s: %d messages failed; finding their rows", self.model.name, failed)
+        with self._messages(prepared) as batches:
+            trace_failures(deliveries, batches)
+
+    def _failed_rows(self, prepared: PreparedSync, failed: dict[int, str]) -> list[FailedRow]:
+        """Name the first failed rows (as many as the history keeps) by primary key and event."""
+        if not failed:
+            return []
+        seqs = sorted(failed)[:MAX_RECORDED_ROWS]
+        rows = self.connection.execute(
+            f"SELECT {message_batch.SEQ}, {message_batch.ROW_KEY}, {message_batch.EVENT}"
+            f" FROM ({prepared.query}) WHERE {message_batch.SEQ} IN ({', '.join(map(str, seqs))})"
+            f" ORDER BY {message_batch.SEQ}"
+        ).fetchall()
+        return [FailedRow(row_key, event, failed[seq]) for seq, row_key, event in rows]
+
+    def _topics(self, prepared: PreparedSync) -> list[str]:
+        """Every topic the sync's messages go to; all must exist before anything is sent."""
+        if self.sync.topic:
+            return [self.sync.topic]
+        topic = message_batch.TOPIC
+        rows = self.connection.execute(
+            f"SELECT DISTINCT {topic} FROM ({prepared.query}) WHERE {topic} IS NOT NULL"
+        ).fetchall()
+        return [str(value) for (value,) in rows]
+
+    @contextmanager
+    def _messages(
+        self, prepared: PreparedSync, query: str = ""
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
+        """Stream the messages of the prepared query (or of `query`, built on it).
+
+        A template sync renders its values on the way. The result is closed at the end:
+        DuckDB refuses other statements while one is open.
+        """
+        reader = arrow_batches(self.connection, query or prepared.query, BATCH_ROWS)
+        try:
+            if prepared.renderer is None:
+                yield iter(reader)
+            else:
+                tombstone = self.sync.on_remove == "tombstone"
+                rendering = self.context.template_context(self.model)
+                yield prepared.renderer.render_batches(reader, rendering, tombstone)
+        finally:
+            reader.close()
+
+    def _count(self, events: list[str]) -> int:
+        [(count,)] = self.connection.execute(
+            f"SELECT count(*) FROM {CHANGES} WHERE {EVENT} IN ({events_list(events)})"
+        ).fetchall()
+        return int(count)
+
+    def _samples(self, prepared: PreparedSync) -> list[Sample]:
+        """A few messages as they would be sent (or why they could not be)."""
+        query = f"SELECT * FROM ({prepared.query}) LIMIT {SAMPLE_MESSAGES}"
+        samples = []
+        columns = [message_batch.EVENT, message_batch.KEY, message_batch.VALUE]
+        with self._messages(prepared, query) as batches:
+            for batch in batches:
+                for row in batch.select([*columns, message_batch.ROW_ERROR]).to_pylist():
+                    error = row[message_batch.ROW_ERROR]
+                    shown = row[message_batch.VALUE] if error is None else f"<{error}>"
+                    samples.append(
+                        Sample(str(row[message_batch.EVENT]), row[message_batch.KEY], shown)
+                    )
+        return samples
+
+    def _config_change_notes(
+        self, template: MessageTemplate | None, record: SyncRecord | None
+    ) -> list[str]:
+        if record is None or record.fingerprint == message_fingerprint(self.sync, template):
+            return []
+        if self.context.full_refresh:
+            return ["the message config changed; --full-refresh resends every row in the new shape"]
+        return [
+            "the message config (topic, key, message or on_remove) changed since the last run:"
+            " rows already published are not resent; only rows that change from now on are sent"
+            " in the new shape. Use --full-refresh to resend every row."
+        ]
+
+
+def describe_columns(connection: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    """Return column name -> DuckDB type for a relation."""
+    rows = connection.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    return {str(row[0]): str(row[1]) for row in rows}
+
+
+def _duckdb_version() -> str:
+    import duckdb
+
+    return str(duckdb.__version__)

@@ -1,0 +1,1 @@
+"""Kafka: client security settings, the producer and its send loop, delivery tracking."""

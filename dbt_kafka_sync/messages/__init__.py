@@ -1,0 +1,1 @@
+"""Messages: the message batch, and how each row becomes one (columns, JSON column, Liquid)."""

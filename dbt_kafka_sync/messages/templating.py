@@ -1,0 +1,401 @@
+"""Liquid templates that render a row into a JSON message.
+
+One environment for every template of a run:
+- undefined variables are errors (StrictUndefined), never silently empty;
+- `{{ row.x | json }}` writes a JSON literal for any value (exact decimals, ISO dates,
+  base64 bytes, nested lists and objects, null);
+- a string written bare, as in `"{{ row.name }}"`, is escaped for a JSON string, so a
+  quote, a backslash or a newline in the data cannot break the message;
+- `{{ row.payload | raw_json }}` writes a string that already holds JSON as it is.
+Every rendered message is then checked to be valid JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from dbt_kafka_sync.errors import ConfigError, quote_list
+from dbt_kafka_sync.messages import batch as message_batch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from liquid import BoundTemplate, Environment
+    from liquid.builtin.output import OutputNode
+    from liquid.context import RenderContext
+
+ROW_VARIABLES = ("row", "previous")  # the context variables that hold a row's columns
+CONTEXT_VARIABLES = {"row", "previous", "event", "model", "run"}
+
+
+class JsonText(str):
+    """Text that already is JSON: written into the message as it is."""
+
+    __slots__ = ()
+
+
+def json_literal(value: object) -> JsonText:
+    """Return any row value as a JSON literal (the `json` filter)."""
+    return JsonText(to_json(value))
+
+
+def raw_json(value: object) -> JsonText:
+    """Mark a string that already holds JSON, to write it unescaped (the `raw_json` filter)."""
+    return JsonText("null" if value is None else str(value))
+
+
+def to_json(value: Any) -> str:
+    """Write a Python value from a row as JSON text, the way the columns mode writes it.
+
+    Decimals keep every digit (json.dumps would go through a float), NaN and Infinity
+    become null, instants are ISO 8601 in UTC, bytes base64.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "null"
+    if isinstance(value, Decimal):
+        return format(value, "f") if value.is_finite() else "null"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Mapping):
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{to_json(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(to_json(v) for v in value) + "]"
+    return json.dumps(_scalar_text(value), ensure_ascii=False)
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        # As the columns mode writes them: no zero fraction digits, instants in UTC with 'Z'.
+        zone = value.tzinfo is not None
+        moment: dt.datetime = (
+            value.astimezone(dt.timezone.utc).replace(tzinfo=None) if zone else value
+        )
+        text = moment.isoformat()
+        if "." in text:
+            text = text.rstrip("0")
+        return text + ("Z" if zone else "")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    return str(value)  # UUID, timedelta and other scalars: their text
+
+
+# Tags that write text without going through the JSON-safe output statement, or load
+# other templates: not available in message templates.
+UNSAFE_TAGS = ("echo", "liquid", "cycle", "include", "render", "tablerow")
+
+
+def _json_safe_tags() -> list[type]:
+    """`{{ ... }}` escaping everything it writes, and `capture` keeping that escaping once.
+
+    Built lazily: python-liquid is imported only by runs that have templates.
+    """
+    from liquid.builtin.output import Output, OutputNode
+    from liquid.builtin.tags.capture_tag import CaptureNode, CaptureTag
+    from liquid.stringify import to_liquid_string
+
+    class JsonSafeOutputNode(OutputNode):
+        def render_to_output(self, context: RenderContext, buffer: TextIO) -> int:
+            value = self.expression.evaluate(context)
+            if isinstance(value, JsonText):
+                return buffer.write(value)
+            if isinstance(value, (Decimal, dt.datetime)):
+                text = format(value, "f") if isinstance(value, Decimal) else _scalar_text(value)
+            else:
+                text = to_liquid_string(value, autoescape=False)
+            # Escaped for a JSON string: harmless for numbers, safe between quotes.
+            return buffer.write(json.dumps(text, ensure_ascii=False)[1:-1])
+
+    class JsonSafeOutput(Output):
+        node_class: type[OutputNode] = JsonSafeOutputNode
+
+    class EscapedCaptureNode(CaptureNode):
+        def _assign(self, context: RenderContext, buf: Any) -> None:
+            context.assign(self.name, JsonText(buf.getvalue()))  # already escaped once
+
+    class EscapedCapture(CaptureTag):
+        node_class = EscapedCaptureNode
+
+    return [JsonSafeOutput, EscapedCapture]
+
+
+def _decimal(value: Any) -> Any:
+    return Decimal(str(value)) if isinstance(value, (int, float)) else value
+
+
+def _decimal_aware(original: Any, operation: Any) -> Any:
+    """Wrap a math filter: python-liquid treats Decimal (DuckDB DECIMAL, HUGEINT) as 0."""
+
+    def apply(left: Any, *args: Any) -> Any:
+        if isinstance(left, Decimal) or any(isinstance(arg, Decimal) for arg in args):
+            return operation(_decimal(left), *(_decimal(arg) for arg in args))
+        return original(left, *args)
+
+    return apply
+
+
+_DECIMAL_MATH: dict[str, Any] = {
+    "plus": lambda a, b: a + b,
+    "minus": lambda a, b: a - b,
+    "times": lambda a, b: a * b,
+    "divided_by": lambda a, b: a / b,
+    "modulo": lambda a, b: a % b,
+    "abs": abs,
+    "at_least": max,
+    "at_most": min,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "round": lambda a, places=0: round(a, int(places)) if places else round(a),
+}
+
+
+def _run_clock(original: Any, now: dt.datetime) -> Any:
+    """Wrap the `date` filter: 'now' and 'today' mean the run's start.
+
+    Every message of a run then carries the same time, and rendering a row again (to
+    find the row of a failed message) gives the same message.
+    """
+
+    @functools.wraps(original)  # keeps the filter's flags (it wants the environment)
+    def date(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("now", "today"):
+            value = now
+        return original(value, *args, **kwargs)
+
+    return date
+
+
+def make_environment(now: dt.datetime | None = None) -> Environment:
+    """Build the Liquid environment shared by every template of a run started at `now`."""
+    from liquid import Environment, StrictUndefined
+
+    environment = Environment(undefined=StrictUndefined)
+    for tag in _json_safe_tags():
+        environment.add_tag(tag)
+    for name in UNSAFE_TAGS:
+        environment.tags.pop(name, None)
+    for name, operation in _DECIMAL_MATH.items():
+        environment.add_filter(name, _decimal_aware(environment.filters[name], operation))
+    environment.add_filter("json", json_literal)
+    environment.add_filter("raw_json", raw_json)
+    run_start = now or dt.datetime.now(dt.timezone.utc)
+    environment.add_filter("date", _run_clock(environment.filters["date"], run_start))
+    return environment
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_strict_json(text: str) -> Any:
+    """Parse JSON as consumers must read it: NaN and Infinity (which json accepts) raise."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A parsed template and what it reads from a row."""
+
+    name: str
+    source: str
+    template: BoundTemplate
+
+    def row_columns(self) -> set[str] | None:
+        """Columns the template reads from `row` or `previous`; None when it uses a whole row."""
+        columns: set[str] = set()
+        analysis = self.template.analyze()
+        for variable in ROW_VARIABLES:
+            for reference in analysis.globals.get(variable, []):
+                column = reference.segments[1] if len(reference.segments) > 1 else None
+                if isinstance(column, str):
+                    columns.add(column)
+                elif variable == "row":
+                    return None  # `row | json`, `row[name]`: the whole row may be read
+                # A bare `previous` (`{% if previous %}`) holds the same columns as `row`.
+        return columns
+
+    def check(self, model: str, columns: Iterable[str]) -> None:
+        """Fail before publishing when the template reads a column the model lacks.
+
+        Raises:
+            ConfigError: naming the template, the line and column, and the model column.
+        """
+        available = set(columns)
+        analysis = self.template.analyze()
+        for name, references in analysis.globals.items():
+            if name not in CONTEXT_VARIABLES:
+                self._fail(model, name, references[0].span, f"unknown variable '{name}'")
+            if name not in ROW_VARIABLES:
+                continue
+            for reference in references:
+                column = reference.segments[1] if len(reference.segments) > 1 else None
+                if isinstance(column, str) and column not in available:
+                    self._fail(
+                        model,
+                        column,
+                        reference.span,
+                        f"{name}.{column} reads a column the model does not have"
+                        f" (its columns: {quote_list(sorted(available))})",
+                    )
+
+    def reads_previous(self) -> bool:
+        """Tell whether the template uses `previous` (which costs a join with the snapshot)."""
+        return "previous" in self.template.analyze().globals
+
+    def _fail(self, model: str, column: str, span: Any, message: str) -> None:
+        line, col = span.line_col(self.source)
+        raise ConfigError(
+            message,
+            model=model,
+            column=column,
+            location=f"template {self.name}, line {line}, column {col}",
+            hint="`row` holds the model's columns, `previous` a changed row's old values;"
+            " also available: event, model, run.id, run.started_at",
+        )
+
+    def render(self, context: dict[str, Any]) -> tuple[str | None, str | None]:
+        """Render one message; return (value, None), or (None, why it cannot be sent)."""
+        from liquid.exceptions import LiquidError
+
+        try:
+            text = self.template.render(**context)
+        except LiquidError as exc:
+            return None, f"template error: {str(exc).splitlines()[0]}"
+        try:
+            load_strict_json(text)
+        except ValueError as exc:
+            return None, (
+                f"the template's output is not valid JSON ({exc}); write values with"
+                " `{{ row.x | json }}`"
+            )
+        return text, None
+
+    def render_batches(
+        self,
+        batches: Iterable[pa.RecordBatch],
+        context: dict[str, Any],
+        tombstone: bool,
+    ) -> Iterator[pa.RecordBatch]:
+        """Fill the value (or row_error) of each message batch by rendering its rows.
+
+        Args:
+            batches: message batches with the template's row (and previous) columns.
+            context: what every message sees: model and run.
+            tombstone: removed rows are tombstones, with nothing to render.
+        """
+        import pyarrow as pa
+
+        for batch in batches:
+            names = batch.schema.names
+            values, errors = self._render_batch(batch, context, tombstone)
+            columns = [
+                values
+                if name == message_batch.VALUE
+                else errors
+                if name == message_batch.ROW_ERROR
+                else column
+                for name, column in zip(names, batch.columns, strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(columns, names=names)
+
+    def _render_batch(
+        self, batch: pa.RecordBatch, context: dict[str, Any], tombstone: bool
+    ) -> tuple[pa.Array, pa.Array]:
+        import pyarrow as pa
+
+        events = batch.column(message_batch.EVENT).to_pylist()
+        errors = batch.column(message_batch.ROW_ERROR).to_pylist()
+        try:
+            rows = _python_rows(batch, message_batch.TEMPLATE_ROW)
+            previous = _python_rows(batch, message_batch.TEMPLATE_PREVIOUS)
+        except (ValueError, OverflowError, pa.ArrowException) as exc:
+            # e.g. 'infinity'::TIMESTAMP has no Python value: these rows cannot be rendered.
+            reason = f"cannot hand the row's values to the template: {exc}"
+            errors = [error or reason for error in errors]
+            rows = previous = [None] * batch.num_rows
+        values: list[str | None] = []
+        for index, row in enumerate(rows):
+            if errors[index] is not None or (tombstone and events[index] == "removed"):
+                values.append(None)
+                continue
+            scope = {**context, "row": row, "previous": previous[index], "event": events[index]}
+            value, errors[index] = self.render(scope)
+            values.append(value)
+        return pa.array(values, type=pa.string()), pa.array(errors, type=pa.string())
+
+
+def load_template(
+    environment: Environment, model: str, inline: str | None, file: str | None, root: Path
+) -> MessageTemplate:
+    """Parse an inline template or a template file (relative to the dbt project).
+
+    Raises:
+        ConfigError: when the file is missing or the template does not parse.
+    """
+    from liquid.exceptions import LiquidError
+
+    if file is not None:
+        path = root / file
+        if not path.is_file():
+            raise ConfigError(
+                f"template_file {file} not found (looked at {path})",
+                model=model,
+                hint="template_file is relative to the dbt project folder",
+            )
+        name, source = file, path.read_text(encoding="utf-8")
+    else:
+        name, source = f"<inline template of {model}>", inline or ""
+    try:
+        template = environment.from_string(source, name=name)
+        template.analyze()  # what check() and row_columns() read later
+    except LiquidError as exc:
+        raise ConfigError(
+            f"the template does not parse: {str(exc).splitlines()[0]}",
+            model=model,
+            location=name,
+            hint=f"not available in message templates: {', '.join(UNSAFE_TAGS)}",
+        ) from None
+    return MessageTemplate(name, source, template)
+
+
+def _python_rows(batch: pa.RecordBatch, column: str) -> list[Any]:
+    """A struct column as Python dicts (maps as dicts too, as the columns mode writes them)."""
+    if column not in batch.schema.names:
+        return [None] * batch.num_rows
+    rows: list[Any] = batch.column(column).to_pylist(maps_as_pydicts="strict")
+    return rows
+
+
+class TemplateLoader:
+    """Parses each sync's template once per run, in one shared environment."""
+
+    def __init__(self, project_dir: Path, now: dt.datetime | None = None) -> None:
+        self.project_dir = project_dir
+        self.now = now  # the run's start: what `'now' | date` shows
+        self._environment: Environment | None = None
+
+    def for_sync(self, model: str, message: Any) -> MessageTemplate | None:
+        """The template of a sync's `message` block, or None for the other modes."""
+        if message is None or (message.template is None and message.template_file is None):
+            return None
+        if self._environment is None:
+            self._environment = make_environment(self.now)
+        return load_template(
+            self._environment, model, message.template, message.template_file, self.project_dir
+        )

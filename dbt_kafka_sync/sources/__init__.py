@@ -1,0 +1,1 @@
+"""Warehouses a model is read from, each behind the same Source interface."""

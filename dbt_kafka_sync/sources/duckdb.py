@@ -1,0 +1,91 @@
+"""The dbt-duckdb warehouse: its database files are attached read-only, never copied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbt_kafka_sync.errors import WarehouseError, quote_list
+from dbt_kafka_sync.session import RESERVED_DATABASES
+from dbt_kafka_sync.sql import quote_identifier, quote_literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from dbt_kafka_sync.dbt.manifest import SyncedModel
+
+
+class DuckDBWarehouse:
+    """Reads models materialized by dbt-duckdb from the profile's database files."""
+
+    def __init__(self, output: dict[str, Any], project_dir: Path) -> None:
+        if output.get("type") != "duckdb":
+            raise WarehouseError(
+                f"the dbt target is of type '{output.get('type')}'; only duckdb is supported yet"
+            )
+        self.project_dir = project_dir
+        main = self._file(str(output.get("path") or ":memory:"), "path")
+        self.default_database = main.stem
+        # dbt-duckdb can attach more databases (`attach:`); a model may live in any of them.
+        self.files = {self.default_database: main}
+        for entry in output.get("attach") or []:
+            path = self._file(str(entry.get("path", "")), "attach")
+            self.files[str(entry.get("alias") or path.stem)] = path
+
+    def _file(self, raw_path: str, key: str) -> Path:
+        if raw_path.startswith((":memory:", "md:", "motherduck:")) or "://" in raw_path:
+            raise WarehouseError(
+                f"the dbt-duckdb target's {key} is '{raw_path}', which this tool cannot read",
+                hint="give the dbt-duckdb output a local file `path:` so models outlive `dbt run`",
+            )
+        path = Path(raw_path).expanduser()
+        # dbt-duckdb opens a relative path from where dbt runs: the project folder.
+        return path if path.is_absolute() else self.project_dir / path
+
+    def relation(self, connection: duckdb.DuckDBPyConnection, model: SyncedModel) -> str:
+        """Return the model's relation as a qualified name, checking that it exists."""
+        database = model.database or self.default_database
+        self._attach(connection, database, model)
+        name = ".".join(quote_identifier(p) for p in (database, model.schema, model.identifier))
+        found = connection.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?"
+            " AND table_name = ? UNION ALL SELECT count(*) FROM duckdb_views()"
+            " WHERE database_name = ? AND schema_name = ? AND view_name = ?",
+            [database, model.schema, model.identifier] * 2,
+        ).fetchall()
+        if not any(count for (count,) in found):
+            raise WarehouseError(
+                f"relation {name} not found in {self.files[database]}",
+                model=model.name,
+                hint="run `dbt run` so the model is materialized before syncing it",
+            )
+        return name
+
+    def _attach(
+        self, connection: duckdb.DuckDBPyConnection, database: str, model: SyncedModel
+    ) -> None:
+        """Attach a database file read-only under the name dbt gave it (views refer to it)."""
+        if database.lower() in RESERVED_DATABASES:
+            raise WarehouseError(
+                f"the model's database is named '{database}', a name DuckDB or this tool uses",
+                model=model.name,
+                hint="rename the warehouse file (dbt-duckdb names the database after it)",
+            )
+        path = self.files.get(database)
+        if path is None:
+            raise WarehouseError(
+                f"the model is in database '{database}', which the dbt profile neither opens"
+                f" nor attaches (it has {quote_list(list(self.files))})",
+                model=model.name,
+            )
+        if not path.is_file():
+            raise WarehouseError(
+                f"the warehouse file {path} does not exist",
+                model=model.name,
+                hint="run `dbt run` (or `dbt build`) first",
+            )
+        attached = connection.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+        if (database,) not in attached:
+            connection.execute(
+                f"ATTACH {quote_literal(str(path))} AS {quote_identifier(database)} (READ_ONLY)"
+            )

@@ -1,0 +1,1 @@
+"""The state: snapshots of what was delivered, and the run history."""

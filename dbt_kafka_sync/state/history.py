@@ -1,0 +1,221 @@
+"""The run history: each run, each sync's outcome in it, and the rows that failed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from dbt_kafka_sync.changes.input import ChangeCounts
+from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
+from dbt_kafka_sync.state.store import has_state
+
+if TYPE_CHECKING:
+    import duckdb
+
+MAX_RECORDED_ROWS = 1_000  # failed rows kept per sync and run; the counts are always exact
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    """A row that did not reach Kafka, as the run summary and history name it."""
+
+    row_key: str | None
+    event: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A message as `plan` shows it: its value, or why it could not be sent."""
+
+    event: str
+    key: str | None
+    value: str | None
+
+
+@dataclass
+class SyncOutcome:
+    """What one sync of a run did: printed in the summary, kept in the run history."""
+
+    model: str
+    sync: str
+    topic: str
+    counts: ChangeCounts = field(default_factory=ChangeCounts)
+    published: int = 0
+    delivered: int = 0
+    failed: int = 0
+    rejected: int = 0
+    failures: list[FailedRow] = field(default_factory=list)  # stored: MAX_RECORDED_ROWS
+    rejected_examples: list[str] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)  # `plan` only
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every message was delivered and no row was rejected."""
+        return self.error is None and self.failed == 0 and self.rejected == 0
+
+    @property
+    def status(self) -> str:
+        """`success`, `partial` (some rows failed or were rejected) or `error`."""
+        if self.error is not None:
+            return "error"
+        return "success" if self.ok else "partial"
+
+    def recorded_failures(self) -> list[FailedRow]:
+        """The failed rows the history keeps: failed messages, then rejected rows."""
+        rejected = [
+            FailedRow(None, "rejected", f"primary key is NULL: {example}")
+            for example in self.rejected_examples
+        ]
+        return (self.failures + rejected)[:MAX_RECORDED_ROWS]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run of the history with its totals."""
+
+    run_id: str
+    command: str
+    target: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    error: str | None
+    delivered: int
+    failed: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """One run and the outcome of each of its syncs, with (some of) the rows that failed."""
+
+    run: RunSummary
+    syncs: list[SyncOutcome]
+
+
+def begin_run(
+    connection: duckdb.DuckDBPyConnection, run_id: str, command: str, target: str
+) -> None:
+    """Record a run as started; mark runs that never finished as interrupted.
+
+    This run holds the state's lock, so any other run still `running` was killed.
+    """
+    connection.execute(f"UPDATE {ALIAS}.runs SET status = 'interrupted' WHERE status = 'running'")
+    connection.execute(
+        f"INSERT INTO {ALIAS}.runs VALUES (?, ?, ?, now(), NULL, 'running', NULL)",
+        [run_id, command, target],
+    )
+
+
+def finish_run(
+    connection: duckdb.DuckDBPyConnection, run_id: str, status: str, error: str | None
+) -> None:
+    """Record how a run ended."""
+    connection.execute(
+        f"UPDATE {ALIAS}.runs SET finished_at = now(), status = ?, error = ? WHERE run_id = ?",
+        [status, error, run_id],
+    )
+
+
+def record_outcome(
+    connection: duckdb.DuckDBPyConnection, run_id: str, sync_id: str, outcome: SyncOutcome
+) -> None:
+    """Write one sync's line of the run history and its failed rows."""
+    counts = outcome.counts
+    connection.execute(
+        f"INSERT INTO {ALIAS}.run_syncs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run_id,
+            sync_id,
+            outcome.model,
+            outcome.sync,
+            outcome.topic,
+            counts.added,
+            counts.changed,
+            counts.removed,
+            outcome.published,
+            outcome.delivered,
+            outcome.failed,
+            outcome.rejected,
+            outcome.status,
+            outcome.error,
+        ],
+    )
+    failures = outcome.recorded_failures()
+    if failures:
+        connection.executemany(
+            f"INSERT INTO {ALIAS}.failed_rows VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                [run_id, sync_id, outcome.model, row.row_key, row.event, row.reason]
+                for row in failures
+            ],
+        )
+
+
+_RUNS = f"""
+    SELECT r.run_id, r.command, r.target, r.started_at, r.finished_at, r.status, r.error,
+           COALESCE(sum(s.delivered), 0) AS delivered, COALESCE(sum(s.failed), 0) AS failed,
+           COALESCE(sum(s.rejected), 0) AS rejected
+    FROM {ALIAS}.runs r LEFT JOIN {ALIAS}.run_syncs s USING (run_id)
+"""
+
+
+def recent_runs(connection: duckdb.DuckDBPyConnection, limit: int) -> list[RunSummary]:
+    """The latest runs with their totals, newest first."""
+    if not has_state(connection):
+        return []
+    query = f"{_RUNS} GROUP BY ALL ORDER BY r.started_at DESC LIMIT ?"
+    return [RunSummary(**row) for row in _records(connection.execute(query, [limit]))]
+
+
+def run_details(
+    connection: duckdb.DuckDBPyConnection, run_id: str, max_rows: int
+) -> RunDetails | None:
+    """One run, its syncs and up to max_rows of its failed rows; None for an unknown run."""
+    if not has_state(connection):
+        return None
+    runs = _records(connection.execute(f"{_RUNS} WHERE r.run_id = ? GROUP BY ALL", [run_id]))
+    if not runs:
+        return None
+    syncs = {
+        row["sync_id"]: _outcome(row)
+        for row in _records(
+            connection.execute(
+                f"SELECT * FROM {ALIAS}.run_syncs WHERE run_id = ? ORDER BY model, sync_name",
+                [run_id],
+            )
+        )
+    }
+    failed_rows = connection.execute(
+        f"SELECT * FROM {ALIAS}.failed_rows WHERE run_id = ? ORDER BY model, row_key LIMIT ?",
+        [run_id, max_rows],
+    )
+    for row in _records(failed_rows):
+        if row["sync_id"] in syncs:
+            failure = FailedRow(row["row_key"], row["event"], row["error"])
+            syncs[row["sync_id"]].failures.append(failure)
+    return RunDetails(RunSummary(**runs[0]), list(syncs.values()))
+
+
+def _outcome(row: dict[str, Any]) -> SyncOutcome:
+    return SyncOutcome(
+        model=row["model"],
+        sync=row["sync_name"],
+        topic=row["topic"],
+        counts=ChangeCounts(row["added"], row["changed"], row["removed"]),
+        published=row["published"],
+        delivered=row["delivered"],
+        failed=row["failed"],
+        rejected=row["rejected"],
+        error=row["error"],
+    )
+
+
+def _records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """A query's rows as column name -> value."""
+    names = [column[0] for column in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,212 @@
+"""A sync's snapshot: the rows as last delivered, read for the diff and advanced on commit.
+
+The snapshot advances, once the producer is flushed, for every change but the rows whose
+message failed, in one transaction with the run history: a failed row, or any row of a run
+interrupted before its commit, is found again by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dbt_kafka_sync.changes.diff import CHANGES, EVENT
+from dbt_kafka_sync.changes.hashing import PENDING, ROW_HASH, row_hash
+from dbt_kafka_sync.changes.input import DiffInput
+from dbt_kafka_sync.errors import SyncError
+from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
+from dbt_kafka_sync.sql import quote_identifier
+from dbt_kafka_sync.state.history import SyncOutcome, record_outcome
+from dbt_kafka_sync.state.store import SyncRecord, qualified, snapshot_name, transaction
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class SnapshotView:
+    """The snapshot seen with the diff's columns, and whether the commit must rewrite it.
+
+    Attributes:
+        sql: a subquery with exactly the diff's columns and the row hash.
+        rewrite: the stored table differs from that view (columns, types or hashes).
+        notes: what the difference means for this run, for the log.
+    """
+
+    sql: str
+    rewrite: bool
+    notes: list[str]
+
+
+def snapshot_view(
+    model: str, diff: DiffInput, record: SyncRecord, duckdb_version: str
+) -> SnapshotView:
+    """Present the stored snapshot as the current config and model columns expect it.
+
+    Columns the snapshot did not keep yet read as NULL and columns whose type changed
+    are cast. Stored hashes are reused when they cover the same columns, computed anew
+    when only the compared columns or DuckDB changed, and marked PENDING (every row sent
+    once) when the snapshot cannot tell: a compared column is new or changed its type.
+
+    Raises:
+        SyncError: when the primary key or its types changed; the snapshot's rows
+            could not be matched to the model's any more.
+    """
+    _check_same_key(model, diff, record)
+    table = qualified(record.snapshot_table)
+    changed_types = [
+        c for c in diff.columns if c in record.columns and record.columns[c] != diff.columns[c]
+    ]
+    unknown = [c for c in diff.compare_columns if c not in record.columns or c in changed_types]
+    hashed_again = record.compare_columns != diff.compare_columns
+    hashed_again |= record.duckdb_version != duckdb_version
+    notes: list[str] = []
+    if unknown:
+        hash_sql = f"{PENDING}::UBIGINT"
+        notes.append(
+            f"compared column(s) {', '.join(unknown)} are new or changed type since the last"
+            " run: every row is published as changed once"
+        )
+    elif hashed_again:
+        fresh = row_hash(diff.compare_columns, record.columns)
+        hash_sql = f"CASE WHEN {ROW_HASH} = {PENDING} THEN {PENDING} ELSE {fresh} END"
+    else:
+        hash_sql = ROW_HASH
+    columns = [_stored_column(c, t, record) for c, t in diff.columns.items()]
+    return SnapshotView(
+        sql=f"(SELECT {', '.join(columns)}, {hash_sql} AS {ROW_HASH} FROM {table})",
+        rewrite=hash_sql != ROW_HASH or record.columns != diff.columns,
+        notes=notes,
+    )
+
+
+def _stored_column(name: str, column_type: str, record: SyncRecord) -> str:
+    quoted = quote_identifier(name)
+    if name not in record.columns:
+        return f"NULL::{column_type} AS {quoted}"
+    if record.columns[name] != column_type:
+        return f"TRY_CAST({quoted} AS {column_type}) AS {quoted}"
+    return quoted
+
+
+def _check_same_key(model: str, diff: DiffInput, record: SyncRecord) -> None:
+    before = {c: record.columns.get(c) for c in record.primary_key}
+    now = {c: diff.columns[c] for c in diff.primary_key}
+    if before != now:
+        raise SyncError(
+            f"the primary key changed since the last run ({_describe_key(before)} ->"
+            f" {_describe_key(now)}); the snapshot cannot be matched to the model any more",
+            model=model,
+            column=", ".join(diff.primary_key),
+            hint=f"run `dbt-kafka-sync reset {model}` and then `dbt-kafka-sync --select"
+            f" {model} --full-refresh` to start this sync anew",
+        )
+
+
+def _describe_key(key: Mapping[str, str | None]) -> str:
+    return ", ".join(f"{column} {kind}" for column, kind in key.items())
+
+
+@dataclass(frozen=True)
+class SyncIdentity:
+    """The sync record written at commit, besides the snapshot's shape."""
+
+    sync_id: str
+    target: str
+    model_unique_id: str
+    sync_name: str
+    topic: str
+    fingerprint: str
+    duckdb_version: str
+
+
+def commit(
+    connection: duckdb.DuckDBPyConnection,
+    diff: DiffInput,
+    view: SnapshotView | None,
+    record: SyncRecord | None,
+    failed: pa.Array,
+    identity: SyncIdentity,
+    run_id: str,
+    outcome: SyncOutcome,
+) -> None:
+    """Advance the snapshot for every change but the failed rows; record the run's outcome.
+
+    Called once publishing is over: each change was then delivered, failed (its seq is in
+    `failed`), or of an event the sync does not publish. One transaction: on any error
+    nothing of it is kept.
+    """
+    import pyarrow as pa
+
+    table = record.snapshot_table if record else snapshot_name(identity.sync_id)
+    connection.register("dks_failed", pa.table({"seq": failed}))
+    try:
+        with transaction(connection):
+            _shape_table(connection, diff, view, table)
+            _apply_changes(connection, diff, qualified(table))
+            _save_sync(connection, diff, table, identity)
+            record_outcome(connection, run_id, identity.sync_id, outcome)
+    finally:
+        connection.unregister("dks_failed")
+
+
+def _shape_table(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, view: SnapshotView | None, table: str
+) -> None:
+    if view is None:
+        columns = ", ".join(f"{quote_identifier(c)} {t}" for c, t in diff.columns.items())
+        connection.execute(f"CREATE TABLE {qualified(table)} ({columns}, {ROW_HASH} UBIGINT)")
+    elif view.rewrite:
+        # DuckDB reads the old table fully before replacing it, inside the transaction.
+        connection.execute(
+            f"CREATE OR REPLACE TABLE {qualified(table)} AS SELECT * FROM {view.sql}"
+        )
+
+
+def _apply_changes(connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str) -> None:
+    done = f"SELECT * FROM {CHANGES} WHERE {diff.seq} NOT IN (SELECT seq FROM dks_failed)"
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE dks_done AS {done}")
+    connection.execute(f"DELETE FROM {table} s USING dks_done d WHERE {diff.key_join('s', 'd')}")
+    columns = ", ".join(quote_identifier(c) for c in diff.columns)
+    connection.execute(
+        f"INSERT INTO {table} ({columns}, {ROW_HASH}) SELECT {columns}, {ROW_HASH}"
+        f" FROM dks_done WHERE {EVENT} <> 'removed'"
+    )
+
+
+def _save_sync(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str, identity: SyncIdentity
+) -> None:
+    connection.execute(
+        f"""
+        INSERT INTO {ALIAS}.syncs BY NAME
+        SELECT ? AS sync_id, ? AS target, ? AS model, ? AS sync_name, ? AS topic,
+               ? AS snapshot_table, ? AS primary_key, ? AS columns, ? AS compare_columns,
+               ? AS fingerprint, ? AS duckdb_version,
+               COALESCE((SELECT version FROM {ALIAS}.syncs WHERE sync_id = ?), 0) + 1 AS version,
+               now() AS updated_at
+        ON CONFLICT (sync_id) DO UPDATE SET
+            topic = excluded.topic, snapshot_table = excluded.snapshot_table,
+            primary_key = excluded.primary_key, columns = excluded.columns,
+            compare_columns = excluded.compare_columns, fingerprint = excluded.fingerprint,
+            duckdb_version = excluded.duckdb_version, version = excluded.version,
+            updated_at = excluded.updated_at
+        """,
+        [
+            identity.sync_id,
+            identity.target,
+            identity.model_unique_id,
+            identity.sync_name,
+            identity.topic,
+            table,
+            json.dumps(diff.primary_key),
+            json.dumps(diff.columns),
+            json.dumps(diff.compare_columns),
+            identity.fingerprint,
+            identity.duckdb_version,
+            identity.sync_id,
+        ],
+    )

@@ -1,1 +1,0 @@
-"""Readers that expose a dbt model's materialized relation to DuckDB."""
