@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.dbt.manifest import SyncedModel
     from dbt_kafka_sync.kafka.producer import Publisher
     from dbt_kafka_sync.messages.templating import MessageTemplate, TemplateLoader
-    from dbt_kafka_sync.sources.duckdb import DuckDBWarehouse
+    from dbt_kafka_sync.sources.base import Source
 
 log = logging.getLogger("dbt_kafka_sync.sync")
 
@@ -55,7 +55,7 @@ class JobContext:
     """What every sync of a run shares."""
 
     connection: duckdb.DuckDBPyConnection
-    warehouse: DuckDBWarehouse
+    source: Source
     publisher: Publisher | None  # None for a dry run (`plan`)
     target: str
     run_id: str
@@ -71,17 +71,19 @@ class JobContext:
 def diff_input(
     model: str,
     sync: SyncConfig,
-    relation: str,
     types: dict[str, str],
     template: MessageTemplate | None,
 ) -> DiffInput:
-    """Decide which columns the snapshot keeps and which ones count as a change."""
+    """Decide which columns the snapshot keeps and which ones count as a change.
+
+    The relation is left empty: the source fills it once it knows which columns to read.
+    """
     required = required_columns(sync, types, template)
     compare = sync.compare_columns or [c for c in required if c not in sync.primary_key]
     require_columns(model, types, compare, "compare_columns")
     kept = set(required) | set(compare) | set(sync.primary_key)
     return DiffInput(
-        relation=relation,
+        relation="",
         primary_key=list(sync.primary_key),
         columns={c: types[c] for c in types if c in kept},
         compare_columns=compare or list(sync.primary_key),
@@ -158,9 +160,11 @@ class SyncJob:
         """Validate the model against the config, then fill the temp table of changes."""
         model, sync, outcome = self.model, self.sync, self.outcome
         template = self.context.templates.for_sync(model.name, sync.message)
-        relation = self.context.warehouse.relation(self.connection, model)
-        types = describe_columns(self.connection, relation)
-        diff = diff_input(model.name, sync, relation, types, template)
+        columns = self.context.source.columns(self.connection, model)
+        types = {column.name: column.duckdb_type for column in columns}
+        diff = diff_input(model.name, sync, types, template)
+        read = [column for column in columns if column.name in diff.columns]
+        diff = replace(diff, relation=self.context.source.relation(self.connection, model, read))
         messages = message_columns(model.name, sync, diff.columns, template)
         built = template_sql(template, diff.columns) if template is not None else None
         if built is not None:
@@ -324,12 +328,6 @@ class SyncJob:
             " rows already published are not resent; only rows that change from now on are sent"
             " in the new shape. Use --full-refresh to resend every row."
         ]
-
-
-def describe_columns(connection: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
-    """Return column name -> DuckDB type for a relation."""
-    rows = connection.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-    return {str(row[0]): str(row[1]) for row in rows}
 
 
 def _duckdb_version() -> str:

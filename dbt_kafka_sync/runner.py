@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +19,8 @@ from dbt_kafka_sync.errors import SyncError, WarehouseError
 from dbt_kafka_sync.job import JobContext, SyncJob
 from dbt_kafka_sync.messages.templating import TemplateLoader
 from dbt_kafka_sync.session import duckdb_session
-from dbt_kafka_sync.sources.duckdb import DuckDBWarehouse
+from dbt_kafka_sync.sources import open_source
+from dbt_kafka_sync.sources.base import Source
 from dbt_kafka_sync.state import history
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
 from dbt_kafka_sync.state.store import open_state
@@ -51,7 +52,7 @@ class RunContext:
     models: list[SyncedModel]
     target_name: str
     kafka: KafkaTarget
-    warehouse: DuckDBWarehouse
+    source: Source
     state_path: Path
     project_dir: Path
 
@@ -66,7 +67,7 @@ class RunContext:
         started = datetime.now(timezone.utc)
         return JobContext(
             connection=connection,
-            warehouse=self.warehouse,
+            source=self.source,
             publisher=publisher,
             target=self.target_name,
             run_id=run_id,
@@ -102,7 +103,7 @@ def load_context(options: RunOptions) -> RunContext:
         models=models,
         target_name=target_name,
         kafka=kafka,
-        warehouse=DuckDBWarehouse(output, project_dir),
+        source=open_source(output, project_dir),
         state_path=_absolute(options.state_path or Path(kafka.state_path), project_dir),
         project_dir=project_dir,
     )
@@ -138,7 +139,11 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     # Connect and authenticate first: a broker that cannot be reached changes nothing.
     publisher = Publisher(context.kafka, context.project_dir)
     publisher.metadata()
-    with state_connection(context.state_path, False, context.kafka.memory_limit) as connection:
+    context.source.open()
+    with (
+        closing(context.source),
+        state_connection(context.state_path, False, context.kafka.memory_limit) as connection,
+    ):
         history.begin_run(connection, report.run_id, "run", context.target_name)
         try:
             jobs = context.job_context(connection, publisher, report.run_id, full_refresh)
@@ -158,7 +163,11 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
 def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
     """Count what a run would publish, with sample messages; publish and write nothing."""
     report = RunReport("plan")
-    with state_connection(context.state_path, True, context.kafka.memory_limit) as connection:
+    with (
+        closing(context.source),
+        state_connection(context.state_path, True, context.kafka.memory_limit) as connection,
+    ):
+        context.source.open()
         jobs = context.job_context(connection, None, "plan", full_refresh)
         _sync_all(jobs, context.models, report)
     return report

@@ -21,3 +21,15 @@
     {%- endfor %}
   )::varchar
 {%- endmacro %}
+
+{# The same compact text as json_object on DuckDB: {"id":1,"name":"Ada"} #}
+{% macro postgres__json_payload(columns) -%}
+  concat(
+    '{',
+    {%- for column in columns %}
+    {{ "','," if not loop.first }}to_json({{ dbt.string_literal(column) }}::text)::text, ':',
+    coalesce(to_json({{ adapter.quote(column) }})::text, 'null'){{ "," if not loop.last }}
+    {%- endfor %}
+    , '}'
+  )
+{%- endmacro %}

@@ -130,6 +130,10 @@ def _render_string(text: str, where: str) -> str:
 
     environment = SandboxedEnvironment(undefined=StrictUndefined)
     environment.globals["env_var"] = env_var
+    # dbt's filters for typed values, e.g. `port: "{{ env_var('PG_PORT') | as_number }}"`:
+    # the value stays text here, and each setting converts it to its own type.
+    for name in ("as_number", "as_bool", "as_text", "as_native"):
+        environment.filters[name] = str
     try:
         return environment.from_string(text).render()
     except ProfileError:

@@ -9,6 +9,7 @@ its template reads instead, and templating.py renders them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from dbt_kafka_sync.changes.keys import row_key_expression
 from dbt_kafka_sync.config.sync import SyncConfig
 from dbt_kafka_sync.errors import ConfigError, quote_list
 from dbt_kafka_sync.messages import batch
+from dbt_kafka_sync.sources.base import EXACT_NUMERIC_MEMBER, is_exact_numeric
 from dbt_kafka_sync.sql import events_list, quote_identifier, quote_literal
 
 if TYPE_CHECKING:
@@ -223,11 +225,33 @@ def _value_and_error(model: str, sync: SyncConfig, types: dict[str, str]) -> tup
     if mapping is None:
         mapping = {column: column for column in types}
     require_columns(model, types, list(mapping.values()), "message.columns")
+    if any(is_exact_numeric(types[column]) for column in mapping.values()):
+        return _concatenated_object(mapping, types), "NULL::VARCHAR"
     pairs = ", ".join(
         f"{quote_literal(name)}, {json_value(quote_identifier(column), types[column])}"
         for name, column in mapping.items()
     )
     return f"CAST(json_object({pairs}) AS VARCHAR)", "NULL::VARCHAR"
+
+
+def _concatenated_object(mapping: dict[str, str], types: dict[str, str]) -> str:
+    """The columns' JSON object written piece by piece, for exact numbers among them.
+
+    json_object() would parse an exact number's text and write it back as a double.
+    """
+    pieces = []
+    for index, (name, column) in enumerate(mapping.items()):
+        key = ("," if index else "{") + json.dumps(name, ensure_ascii=False) + ":"
+        pieces += [quote_literal(key), f"COALESCE({column_json(column, types[column])}, 'null')"]
+    return f"concat({', '.join(pieces)}, '}}')"
+
+
+def column_json(column: str, column_type: str) -> str:
+    """SQL writing one column's value as JSON text (NULL for NULL), as the columns mode does."""
+    name = quote_identifier(column)
+    if is_exact_numeric(column_type):
+        return f"union_extract({name}, {quote_literal(EXACT_NUMERIC_MEMBER)})"
+    return f"CAST(to_json({json_value(name, column_type)}) AS VARCHAR)"
 
 
 def select_messages(

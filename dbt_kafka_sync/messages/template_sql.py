@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dbt_kafka_sync.messages.columns import json_value, parse_type
+from dbt_kafka_sync.messages.columns import column_json, json_value, parse_type
 from dbt_kafka_sync.messages.templating import load_strict_json
+from dbt_kafka_sync.sources.base import is_exact_numeric
 from dbt_kafka_sync.sql import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
@@ -79,7 +80,10 @@ def _skeleton(nodes: list[Any]) -> list[Part] | None:
 
 def _sql_json_type(column_type: str) -> bool:
     # A JSON column is VARCHAR to DuckDB, but to_json() would embed it where the json
-    # filter writes it as a string.
+    # filter writes it as a string. An exact number's text is what the filter writes for
+    # its Decimal.
+    if is_exact_numeric(column_type):
+        return True
     return column_type.upper() != "JSON" and parse_type(column_type).id in SQL_JSON_TYPES
 
 
@@ -96,6 +100,8 @@ def _values_in_value_positions(parts: list[Part]) -> bool:
 
 def _column_json(column: str, column_type: str) -> str:
     name = quote_identifier(column)
+    if is_exact_numeric(column_type):
+        return f"COALESCE({column_json(column, column_type)}, 'null')"
     if parse_type(column_type).id == "decimal":
         text = f"CAST({name} AS VARCHAR)"  # every digit and the scale, as the json filter
     else:

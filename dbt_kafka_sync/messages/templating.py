@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from dbt_kafka_sync.errors import ConfigError, quote_list
 from dbt_kafka_sync.messages import batch as message_batch
+from dbt_kafka_sync.sources.base import EXACT_NUMERIC_MEMBER
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -375,11 +376,30 @@ def load_template(
 
 
 def _python_rows(batch: pa.RecordBatch, column: str) -> list[Any]:
-    """A struct column as Python dicts (maps as dicts too, as the columns mode writes them)."""
+    """A struct column as Python dicts (maps as dicts too, as the columns mode writes them).
+
+    Exact numbers (kept as text, see sources.base.EXACT_NUMERIC) become Decimals.
+    """
     if column not in batch.schema.names:
         return [None] * batch.num_rows
-    rows: list[Any] = batch.column(column).to_pylist(maps_as_pydicts="strict")
+    values = batch.column(column)
+    rows: list[Any] = values.to_pylist(maps_as_pydicts="strict")
+    exact = [field.name for field in values.type if _is_exact_numeric(field.type)]
+    for row in rows if exact else []:
+        for name in exact if row is not None else []:
+            if row[name] is not None:
+                row[name] = Decimal(row[name])
     return rows
+
+
+def _is_exact_numeric(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_union(arrow_type)
+        and arrow_type.num_fields == 1
+        and arrow_type.field(0).name == EXACT_NUMERIC_MEMBER
+    )
 
 
 class TemplateLoader:

@@ -1,4 +1,4 @@
-"""The dbt-duckdb warehouse: its database files are attached read-only, never copied."""
+"""dbt-duckdb: the warehouse files are attached to the session read-only, never copied."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.errors import WarehouseError, quote_list
 from dbt_kafka_sync.session import RESERVED_DATABASES
+from dbt_kafka_sync.sources.base import SourceColumn
 from dbt_kafka_sync.sql import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
@@ -15,14 +16,10 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.dbt.manifest import SyncedModel
 
 
-class DuckDBWarehouse:
+class DuckDBSource:
     """Reads models materialized by dbt-duckdb from the profile's database files."""
 
     def __init__(self, output: dict[str, Any], project_dir: Path) -> None:
-        if output.get("type") != "duckdb":
-            raise WarehouseError(
-                f"the dbt target is of type '{output.get('type')}'; only duckdb is supported yet"
-            )
         self.project_dir = project_dir
         main = self._file(str(output.get("path") or ":memory:"), "path")
         self.default_database = main.stem
@@ -42,7 +39,29 @@ class DuckDBWarehouse:
         # dbt-duckdb opens a relative path from where dbt runs: the project folder.
         return path if path.is_absolute() else self.project_dir / path
 
-    def relation(self, connection: duckdb.DuckDBPyConnection, model: SyncedModel) -> str:
+    def columns(
+        self, connection: duckdb.DuckDBPyConnection, model: SyncedModel
+    ) -> list[SourceColumn]:
+        """The model's columns with their DuckDB types."""
+        types = describe_columns(connection, self._attached_relation(connection, model))
+        return [SourceColumn(name, kind, kind) for name, kind in types.items()]
+
+    def relation(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        model: SyncedModel,
+        columns: list[SourceColumn],
+    ) -> str:
+        """The attached relation itself: the diff reads the columns it needs from it."""
+        return self._attached_relation(connection, model)
+
+    def open(self) -> None:
+        """Nothing to connect to: each file is attached when a model of it is read."""
+
+    def close(self) -> None:
+        """Nothing to release: the files are attached to the session, closed with it."""
+
+    def _attached_relation(self, connection: duckdb.DuckDBPyConnection, model: SyncedModel) -> str:
         """Return the model's relation as a qualified name, checking that it exists."""
         database = model.database or self.default_database
         self._attach(connection, database, model)
@@ -89,3 +108,9 @@ class DuckDBWarehouse:
             connection.execute(
                 f"ATTACH {quote_literal(str(path))} AS {quote_identifier(database)} (READ_ONLY)"
             )
+
+
+def describe_columns(connection: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    """Return column name -> DuckDB type for a relation of the session."""
+    rows = connection.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    return {str(row[0]): str(row[1]) for row in rows}

@@ -1,16 +1,20 @@
-"""Fixtures for the integration tier: a real Kafka broker, real dbt, real DuckDB."""
+"""Fixtures for the integration tier: a real Kafka broker, real dbt, real DuckDB and PostgreSQL.
+
+Tests that take `project` run on DuckDB; a module or test marked with
+`pytest.mark.parametrize("project", ENGINES, indirect=True)` (harness.ENGINES) runs on
+both engines: the example project built by dbt-duckdb and by dbt-postgres.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import local_servers.kafka as local_kafka
+import local_servers.postgres as local_postgres
 import pytest
-import yaml
-from harness import EXAMPLE_PROJECT, REPO, Kafka, Project
+from harness import Kafka, Project, copy_example, postgres_env
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,30 +37,22 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
         broker.stop()
 
 
-def copy_example(path: Path, kafka: Kafka) -> Project:
-    """A fresh copy of integration_tests/ with dbt deps installed; not built yet."""
-    shutil.copytree(
-        EXAMPLE_PROJECT,
-        path,
-        ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", ".dbt_kafka_sync"),
-    )
-    (path / "packages.yml").write_text(yaml.safe_dump({"packages": [{"local": str(REPO)}]}))
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_PROFILES_DIR": str(path),
-    }
-    env.pop("DBT_DUCKDB_PATH", None)
-    project = Project(path, env)
-    project.dbt("deps")
-    return project
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_postgres.Server]:
+    """A real PostgreSQL server, started for the session the first time a test needs it."""
+    server = local_postgres.start(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def project(tmp_path: Path, kafka: Kafka) -> Project:
-    """A fresh copy of the example project for one test."""
-    return copy_example(tmp_path / "project", kafka)
+def project(request: pytest.FixtureRequest, tmp_path: Path, kafka: Kafka) -> Project:
+    """A fresh copy of the example project for one test, on DuckDB unless parametrized."""
+    engine = getattr(request, "param", "duckdb")
+    engine_env = postgres_env(request.getfixturevalue("postgres")) if engine == "postgres" else {}
+    return copy_example(tmp_path / "project", kafka, engine_env)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import local_servers.kafka as local_kafka
+import local_servers.postgres as local_postgres
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +32,9 @@ TOPICS = (
     "tricky_built_template",
 )
 EXAMPLE_PROJECT = REPO / "integration_tests"
+# The warehouses the example project is built on; tests parametrize `project` with them.
+ENGINES = ["duckdb", "postgres"]
+on_both_engines = pytest.mark.parametrize("project", ENGINES, indirect=True)
 
 
 @dataclass(frozen=True)
@@ -74,12 +81,16 @@ class Project:
 
     def build(self, kafka: Kafka, topics: tuple[str, ...] = TOPICS, partitions: int = 1) -> str:
         """Create the example's topics under a fresh prefix, then `dbt build` with it."""
-        prefix = f"it-{uuid.uuid4().hex[:10]}."
-        for model in topics:
-            local_kafka.create_topic(kafka.bootstrap_servers, prefix + model, partitions)
-        self.prefix = prefix
+        prefix = self.create_topics(kafka, topics, partitions)
         self.rebuild()
         return prefix
+
+    def create_topics(self, kafka: Kafka, topics: tuple[str, ...], partitions: int = 1) -> str:
+        """Create topics under a fresh prefix, which `rebuild` hands to the models."""
+        self.prefix = f"it-{uuid.uuid4().hex[:10]}."
+        for model in topics:
+            local_kafka.create_topic(kafka.bootstrap_servers, self.prefix + model, partitions)
+        return self.prefix
 
     def rebuild(self) -> None:
         """`dbt build` again (after seeds or models changed), keeping the topic prefix."""
@@ -125,3 +136,39 @@ def run_checked(command: list[str], project: Project) -> subprocess.CompletedPro
     )
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def postgres_env(server: local_postgres.Server) -> dict[str, str]:
+    """The example profile's `pg` output pointed at the server, in a schema of its own."""
+    return {
+        "DBT_TARGET": "pg",  # dbt's --target and dbt-kafka-sync's --dbt-target
+        "DBT_PG_HOST": server.host,
+        "DBT_PG_PORT": str(server.port),
+        "DBT_PG_USER": server.user,
+        "DBT_PG_PASSWORD": server.password,
+        "DBT_PG_DBNAME": server.dbname,
+        "DBT_PG_SCHEMA": f"it_{uuid.uuid4().hex[:10]}",
+    }
+
+
+def copy_example(path: Path, kafka: Kafka, engine_env: dict[str, str] | None = None) -> Project:
+    """A fresh copy of integration_tests/ with dbt deps installed; not built yet."""
+    shutil.copytree(
+        EXAMPLE_PROJECT,
+        path,
+        ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", ".dbt_kafka_sync"),
+    )
+    (path / "packages.yml").write_text(yaml.safe_dump({"packages": [{"local": str(REPO)}]}))
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_PROFILES_DIR": str(path),
+        **(engine_env or {}),
+    }
+    env.pop("DBT_DUCKDB_PATH", None)
+    if not engine_env:
+        env.pop("DBT_TARGET", None)
+    project = Project(path, env)
+    project.dbt("deps")
+    return project

@@ -6,7 +6,9 @@ import json
 import subprocess
 from typing import Any
 
-from harness import Kafka, Project
+from harness import Kafka, Project, on_both_engines
+
+pytestmark = on_both_engines
 
 EVENT_HEADER = "dbt-kafka-sync-event"
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from harness import Kafka, Project
+from harness import Kafka, Project, on_both_engines
 
 
 def values(kafka: Kafka, topic: str) -> dict[str | None, Any]:
@@ -18,6 +18,7 @@ def values(kafka: Kafka, topic: str) -> dict[str | None, Any]:
     }
 
 
+@on_both_engines
 def test_every_row_published_with_exact_values(project: Project, kafka: Kafka) -> None:
     prefix = project.build(kafka)
 
@@ -79,6 +80,7 @@ def test_every_row_published_with_exact_values(project: Project, kafka: Kafka) -
     }
 
 
+@on_both_engines
 def test_mapped_columns_and_composite_key(project: Project, kafka: Kafka) -> None:
     prefix = project.build(kafka)
     assert project.sync("--select", "orders").returncode == 0
@@ -99,6 +101,7 @@ def test_mapped_columns_and_composite_key(project: Project, kafka: Kafka) -> Non
     }
 
 
+@on_both_engines
 def test_json_column_sent_as_is_and_invalid_rows_reported(project: Project, kafka: Kafka) -> None:
     (project.path / "models" / "customer_profiles.sql").write_text(
         "select id, case when id = 3 then '{broken' else"
@@ -117,6 +120,7 @@ def test_json_column_sent_as_is_and_invalid_rows_reported(project: Project, kafk
     assert published["2"] == {"id": 2, "full_name": 'Grace "Amazing" Hopper', "country": "US"}
 
 
+@on_both_engines
 def test_missing_topic_fails_that_model_only(project: Project, kafka: Kafka) -> None:
     prefix = project.build(kafka, ("customers",))
 

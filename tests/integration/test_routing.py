@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import local_servers.kafka as local_kafka
-from harness import Kafka, Project
+from harness import Kafka, Project, on_both_engines
 
 EVENT_HEADER = "dbt-kafka-sync-event"
 
@@ -16,6 +16,7 @@ def values_by_key(kafka: Kafka, topic: str) -> dict[str | None, str | None]:
     return {record.key: record.value for record in kafka.consume_all(topic)}
 
 
+@on_both_engines
 def test_each_mode_sends_exact_values_for_tricky_data(project: Project, kafka: Kafka) -> None:
     prefix = project.build(kafka)
 
@@ -71,6 +72,7 @@ def test_each_mode_sends_exact_values_for_tricky_data(project: Project, kafka: K
     }
 
 
+@on_both_engines
 def test_template_file_with_previous_and_inline_template_with_headers(
     project: Project, kafka: Kafka
 ) -> None:
@@ -109,8 +111,8 @@ KEYS_MODEL = """
     'primary_key': 'id', 'key_column': 'k', 'message': {'columns': ['id']},
     'topic': var('kafka_topic_prefix', 'demo.') ~ 'keys'}}) }}
 select 0 as id, '' as k
-union all select range + 1, 'key-' || range from range(500)
-union all select range + 1001, 'ключ-' || range || '-😀 ü' from range(500)
+union all select range + 1, 'key-' || range from {{ series(500) }}
+union all select range + 1001, 'ключ-' || range || '-😀 ü' from {{ series(500) }}
 union all select 2001, ' spaces and\ttab '
 """
 
@@ -184,6 +186,7 @@ select * from (values
 """
 
 
+@on_both_engines
 def test_topic_column_partition_precedence_and_headers(project: Project, kafka: Kafka) -> None:
     project.write_model("routed", ROUTED_MODEL)
     prefix = project.build(kafka, ("main",), partitions=4)  # "other" is missing
@@ -217,10 +220,11 @@ SPREAD_MODEL = """
 {{ config(meta={'kafka_sync': {
     'primary_key': 'id', 'event_header': false,
     'topic': var('kafka_topic_prefix', 'demo.') ~ 'spread'}}) }}
-select range as id from range(12)
+select range as id from {{ series(12) }}
 """
 
 
+@on_both_engines
 def test_keyless_messages_spread_round_robin(project: Project, kafka: Kafka) -> None:
     project.write_model("spread", SPREAD_MODEL)
     prefix = project.build(kafka, ("spread",), partitions=4)

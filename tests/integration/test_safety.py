@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import local_servers.kafka as local_kafka
 import pytest
-from harness import Kafka, Project
+from harness import Kafka, Project, on_both_engines
 
 ROWS = 20_000
 BIG_MODEL = f"""
@@ -20,7 +20,7 @@ BIG_MODEL = f"""
     'primary_key': 'id',
     'topic': var('kafka_topic_prefix', 'demo.') ~ 'big',
     'key_column': 'id'}}}}) }}}}
-select range as id, 'row ' || range as label from range({ROWS})
+select range as id, 'row ' || range as label from {{{{ series({ROWS}) }}}}
 """
 # One message in flight at a time: slow enough to be killed halfway, on any machine.
 ONE_AT_A_TIME = {"queue.buffering.max.messages": 1, "linger.ms": 0}
@@ -79,6 +79,7 @@ def test_killed_run_then_rerun_loses_nothing(project: Project, kafka: Kafka) -> 
     assert re.search(r"interrupted", history.stdout), history.stdout
 
 
+@on_both_engines
 def test_failed_rows_are_resent_and_delivered_rows_are_not(project: Project, kafka: Kafka) -> None:
     rows = project.read_seed("raw_customers")
     rows[2]["full_name"] = "x" * 3000  # customer 3: too large for message.max.bytes below
@@ -121,10 +122,11 @@ def refused_model(label_length: int, keyed: bool) -> str:
 select range as id,
        case when range % {BIG_EVERY} = 0 then repeat('x', {label_length}) else 'row ' || range end
          as label
-from range({REFUSED_ROWS})
+from {{{{ series({REFUSED_ROWS}) }}}}
 """
 
 
+@on_both_engines
 @pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "keyless"])
 def test_rows_the_broker_refuses_are_resent_and_only_they(
     project: Project, kafka: Kafka, keyed: bool

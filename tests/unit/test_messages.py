@@ -11,8 +11,8 @@ import pytest
 
 from dbt_kafka_sync.config.sync import parse_syncs
 from dbt_kafka_sync.errors import ConfigError
-from dbt_kafka_sync.job import describe_columns
 from dbt_kafka_sync.messages.columns import message_columns
+from dbt_kafka_sync.sources.duckdb import describe_columns
 
 TRICKY_ROWS = """
 SELECT * FROM (VALUES

@@ -18,6 +18,4 @@ def _is_error_line(line: str) -> bool:
 
 def with_log_tail(message: str, log_file: Path) -> str:
     """Append the broker log's first errors and its tail to an error message."""
-    return processes.with_log_tail(
-        message, log_file, processes.error_lines(log_file, _is_error_line)
-    )
+    return processes.with_log_tail(message, log_file, _is_error_line)

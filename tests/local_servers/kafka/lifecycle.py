@@ -102,17 +102,7 @@ def _launch(
     """Start ``kafka.Kafka`` in its own session with output appended to the log."""
     jvm_opts = [*BROKER_HEAP, *BROKER_JVM_OPTS]
     cmd = _java_cmd(state_dir, libs, jvm_opts, "kafka.Kafka", [str(properties)], extra_jars)
-    with (state_dir / LOG_FILE).open("ab") as log:
-        log.write(b"=== kafka_local: starting broker ===\n")
-        log.flush()
-        return subprocess.Popen(
-            cmd,
-            cwd=state_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so stop() can signal the whole group, and ^C spares it
-        )
+    return processes.spawn(cmd, state_dir / LOG_FILE, state_dir, "kafka_local: starting broker")
 
 
 def _clear_state(state_dir: Path) -> None:
@@ -256,13 +246,6 @@ def _start_once(state_dir: Path, libs: Path, extra_jars: Sequence[Path], timeout
     return broker
 
 
-def _lost_port_race(log_file: Path) -> bool:
-    """Tell whether a failed start could not bind a port picked as free moments before."""
-    if not log_file.is_file():
-        return False
-    return "Address already in use" in log_file.read_text(encoding="utf-8", errors="replace")
-
-
 def start(state_dir: Path | str, *, timeout: float = DEFAULT_START_TIMEOUT) -> Broker:
     """Start a fresh local Kafka broker and wait until it serves all listeners.
 
@@ -288,32 +271,14 @@ def start(state_dir: Path | str, *, timeout: float = DEFAULT_START_TIMEOUT) -> B
         )
     libs = fetch_jars()
     extra_jars = [iam_handler_jar(libs)]
-    try:
-        return _start_once(state, libs, extra_jars, timeout)
-    except KafkaLocalError:
-        if not _lost_port_race(state / LOG_FILE):
-            raise
-    return _start_once(state, libs, extra_jars, timeout)  # ports are re-picked; one retry
+    return processes.retry_if_port_taken(
+        lambda: _start_once(state, libs, extra_jars, timeout), state / LOG_FILE, KafkaLocalError
+    )
 
 
 def running_broker(state_dir: Path | str, timeout: float = 10.0) -> Broker | None:
-    """Return the broker recorded in ``state_dir`` if it is running and answering.
-
-    Args:
-        state_dir: State directory passed to :func:`start`.
-        timeout: Seconds to wait for it to answer.
-
-    Returns:
-        The broker, or None if none is recorded, it is not running, or it does not answer.
-    """
-    try:
-        broker = Broker.load(state_dir)
-        if not broker.is_running():
-            return None
-        wait_until_ready(broker, timeout)
-    except KafkaLocalError:
-        return None
-    return broker
+    """Return the broker recorded in ``state_dir`` if it is running and answering, else None."""
+    return processes.running(Broker.load, wait_until_ready, KafkaLocalError, state_dir, timeout)
 
 
 def stop(state_dir: Path | str, timeout: float = DEFAULT_STOP_TIMEOUT) -> bool:
