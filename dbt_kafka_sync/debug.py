@@ -11,10 +11,11 @@ from pydantic import SecretStr
 
 from dbt_kafka_sync.config.kafka import KafkaTarget
 from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, select_models, synced_models
-from dbt_kafka_sync.dbt.profiles import find_profiles_file, kafka_target, load_profiles
+from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
 from dbt_kafka_sync.dbt.project import load_dbt_project
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.kafka.security import describe, security_settings
+from dbt_kafka_sync.sources import open_source
 
 MASK = "**********"
 TIMEOUT_S = 15.0
@@ -44,7 +45,11 @@ def _mask(value: Any) -> Any:
 
 
 def run_checks(
-    project_dir: Path, profiles_dir: Path | None, target: str | None, select: tuple[str, ...]
+    project_dir: Path,
+    profiles_dir: Path | None,
+    target: str | None,
+    select: tuple[str, ...],
+    dbt_target: str | None = None,
 ) -> Iterator[Check | dict[str, Any]]:
     """Yield the masked profile, then each check in order; stop where later ones cannot run."""
     project_dir = project_dir.resolve()
@@ -60,6 +65,7 @@ def run_checks(
     if isinstance(models, Check):
         yield models
         models = []
+    yield _warehouse(project_dir, profiles_path, dbt_target)
     connection = _connect(kafka, project_dir)
     yield connection
     if connection.ok:
@@ -72,6 +78,22 @@ def _models(project_dir: Path, select: tuple[str, ...]) -> list[SyncedModel] | C
         return select_models(synced_models(load_manifest(project.manifest_path)), select)
     except SyncError as exc:
         return Check("dbt manifest", False, exc.render())
+
+
+def _warehouse(project_dir: Path, profiles_path: Path, dbt_target: str | None) -> Check:
+    """Connect to the warehouse of the dbt profile's output, as a run would."""
+    try:
+        project = load_dbt_project(project_dir)
+        profiles = load_profiles(profiles_path)
+        output = dbt_output(profiles, project.profile, dbt_target, profiles_path)
+        source = open_source(output, project_dir)
+        try:
+            source.open()
+        finally:
+            source.close()
+    except SyncError as exc:
+        return Check("warehouse", False, exc.render())
+    return Check("warehouse", True, f"dbt output of type '{output.get('type')}': reachable")
 
 
 def _connect(kafka: KafkaTarget, project_dir: Path) -> Check:

@@ -163,13 +163,14 @@ class SyncJob:
         columns = self.context.source.columns(self.connection, model)
         types = {column.name: column.duckdb_type for column in columns}
         diff = diff_input(model.name, sync, types, template)
-        read = [column for column in columns if column.name in diff.columns]
-        diff = replace(diff, relation=self.context.source.relation(self.connection, model, read))
+        # The whole config is checked against the columns before any row is read.
         messages = message_columns(model.name, sync, diff.columns, template)
         built = template_sql(template, diff.columns) if template is not None else None
         if built is not None:
             log.debug("%s (%s): DuckDB builds the template's messages", model.name, sync.name)
             messages = replace(messages, value=built, template=None)
+        read = [column for column in columns if column.name in diff.columns]
+        diff = replace(diff, relation=self.context.source.relation(self.connection, model, read))
         outcome.rejected, outcome.rejected_examples = null_key_rows(self.connection, diff)
 
         record = load_sync(self.connection, self.sync_id)

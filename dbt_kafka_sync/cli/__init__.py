@@ -258,12 +258,16 @@ def reset_command(options: Any, model: str, yes: bool) -> None:
 @_select_option
 @_handle_errors
 def debug_command(options: Any) -> None:
-    """Check the profile, the manifest, the connection and every topic; publish nothing."""
+    """Check the profiles, the manifest, the warehouse, Kafka and every topic; send nothing."""
     from dbt_kafka_sync.debug import run_checks
 
     failed = False
     for item in run_checks(
-        options.project_dir, options.profiles_dir, options.target, options.select
+        options.project_dir,
+        options.profiles_dir,
+        options.target,
+        options.select,
+        options.dbt_target,
     ):
         if isinstance(item, dict):
             output.print_profile(item)

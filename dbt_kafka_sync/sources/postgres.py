@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -63,8 +63,10 @@ _NATIVE = {
 # Read as their text and cast by DuckDB: the same result whatever Arrow extension types
 # the driver version attaches to them.
 _AS_TEXT = {"uuid", "json", "jsonb"}
-# Types whose binary form ADBC would turn into a wrong value for 'infinity'.
+# Types whose binary form ADBC would turn into a wrong value for 'infinity', or (for
+# timestamps) beyond DuckDB's range: year 294247 and later.
 _CAN_BE_INFINITE = {"date", "timestamp", "timestamptz"}
+_TIMESTAMP_END = "'294247-01-10'"
 _NUMERIC = re.compile(r"^numeric\((\d+),(\d+)\)$")
 
 # The catalog query: each column with its type, domains resolved to their base type.
@@ -99,10 +101,9 @@ class PostgresSettings:
 
     host: str
     user: str
-    password: str
     dbname: str
+    password: str | None = None  # none: libpq's own sources (.pgpass, PGPASSWORD, trust)
     port: int = 5432
-    schema: str | None = None
     sslmode: str | None = None
     sslcert: str | None = None
     sslkey: str | None = None
@@ -116,54 +117,70 @@ class PostgresSettings:
         """Read the settings from a rendered dbt output, as dbt-postgres does.
 
         Raises:
-            WarehouseError: naming a missing setting (never showing a value).
+            WarehouseError: naming a missing or malformed setting (never showing a value).
         """
-        fields = {
+        required = {
             "host": output.get("host"),
             "user": output.get("user"),
-            "password": output.get("password", output.get("pass")),
             "dbname": output.get("dbname", output.get("database")),
         }
-        missing = [name for name, value in fields.items() if value in (None, "")]
+        missing = [name for name, value in required.items() if value in (None, "")]
         if missing:
             raise WarehouseError(
                 f"the dbt target (type postgres) lacks {quote_list(missing)}",
-                hint="dbt-postgres needs host, user, password and dbname in the output",
+                hint="dbt-postgres reads host, user, password and dbname from the output",
             )
-        optional = ("schema", "sslmode", "sslcert", "sslkey", "sslrootcert", "role")
+        password = output.get("password", output.get("pass"))
+        optional = ("sslmode", "sslcert", "sslkey", "sslrootcert", "role", "search_path")
         return cls(
-            host=str(fields["host"]),
-            user=str(fields["user"]),
-            password=str(fields["password"]),
-            dbname=str(fields["dbname"]),
-            port=int(output.get("port") or 5432),
-            connect_timeout=int(output.get("connect_timeout") or 10),
-            search_path=output.get("search_path"),
+            **{name: str(value) for name, value in required.items()},
+            password=str(password) if password not in (None, "") else None,
+            port=_whole_number(output, "port", 5432),
+            connect_timeout=_whole_number(output, "connect_timeout", 10),
             **{name: str(output[name]) for name in optional if output.get(name) is not None},
         )
 
     def uri(self, project_dir: Path) -> str:
-        """The libpq URI, password included: hand it to the driver, never to a log."""
+        """The libpq URI, password included: hand it to the driver, never to a log.
+
+        Every setting is a query parameter, so that socket folders and IPv6 hosts need
+        no special spelling.
+        """
         params: dict[str, str] = {
+            "host": self.host,
+            "port": str(self.port),
+            "user": self.user,
+            "dbname": self.dbname,
             "connect_timeout": str(self.connect_timeout),
             "application_name": "dbt-kafka-sync",
         }
+        if self.password is not None:
+            params["password"] = self.password
         if self.sslmode:
             params["sslmode"] = self.sslmode
         for name in ("sslcert", "sslkey", "sslrootcert"):
             value = getattr(self, name)
-            if value:  # relative to the dbt project, like every other path of the profile
+            if value == "system" and name == "sslrootcert":  # libpq: the system's CAs
+                params[name] = value
+            elif value:  # relative to the dbt project, like every other path of the profile
                 path = Path(value).expanduser()
                 params[name] = str(path if path.is_absolute() else project_dir / path)
-        if self.search_path:
-            params["options"] = f"-c search_path={self.search_path}"
-        credentials = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
-        database = quote(self.dbname, safe="")
-        return f"postgresql://{credentials}@{self.host}:{self.port}/{database}?{urlencode(params)}"
+        if self.search_path:  # as dbt-postgres sets it: spaces escaped for libpq's options
+            escaped = self.search_path.replace("\\", "\\\\").replace(" ", "\\ ")
+            params["options"] = f"-c search_path={escaped}"
+        return "postgresql://?" + urlencode(params, quote_via=quote)
 
     def describe(self) -> str:
         """Where the source is, for messages: no credentials."""
         return f"PostgreSQL at {self.host}:{self.port}, database {self.dbname}"
+
+
+@dataclass(frozen=True)
+class _Relation:
+    """A model's relation: its quoted name and its kind (pg_class.relkind)."""
+
+    name: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -190,14 +207,27 @@ class _CatalogColumn:
 
 
 @dataclass(frozen=True)
+class _Problem:
+    """Values the driver would carry wrongly, refused before the read.
+
+    Attributes:
+        condition: PostgreSQL condition, true for a row holding such a value.
+        description: what such a value is, for the error.
+    """
+
+    condition: str
+    description: str
+
+
+@dataclass(frozen=True)
 class _ColumnRead:
     """How one column travels: what PostgreSQL selects, what DuckDB makes of it."""
 
     column: SourceColumn
     select: str  # PostgreSQL expression
     load: str  # DuckDB expression over the Arrow column of the same name
-    may_be_infinite: bool = False
-    is_array: bool = False
+    problem: _Problem | None = None  # values of this column that cannot be read exactly
+    catalog: _CatalogColumn | None = None  # what the catalog said when the read was planned
 
     @property
     def quoted_name(self) -> str:
@@ -218,11 +248,15 @@ class PostgresSource:
         self, connection: duckdb.DuckDBPyConnection, model: SyncedModel
     ) -> list[SourceColumn]:
         """The model's columns, each mapped to the DuckDB type it will have."""
-        relation = self._relation(model)
-        rows = self._query(_COLUMNS.format(relation=_pg_literal(relation)))
+        relation = self._relation(model).name
+        catalog = [
+            _CatalogColumn(*row)
+            for row in self._query(_COLUMNS.format(relation=_pg_literal(relation)), model)
+        ]
+        _refuse_names_alike(model, [column.name for column in catalog])
         columns = []
-        for row in rows:
-            read = _column_read(model, _CatalogColumn(*row))
+        for entry in catalog:
+            read = _column_read(model, entry)
             self._reads[(model.unique_id, read.column.name)] = read
             columns.append(read.column)
         return columns
@@ -235,8 +269,53 @@ class PostgresSource:
     ) -> str:
         """Stream these columns of every row into a table of the session; return its name."""
         reads = [self._reads[(model.unique_id, column.name)] for column in columns]
-        relation = self._relation(model)
-        self._check_values(model, relation, reads)
+        found = self._relation(model)
+        relation = found.name
+        # One snapshot for the checks and the read: what was checked is what is read.
+        self._query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", model, rows=False)
+        try:
+            if found.kind != "m":  # a `dbt run` replacing it now waits for the read to end
+                self._query(f"LOCK TABLE {relation} IN ACCESS SHARE MODE", model, rows=False)
+            oid = self._visible_oid(model, relation)
+            self._check_unchanged(model, relation, reads)
+            self._check_values(model, relation, reads)
+            self._copy(connection, model, relation, reads)
+            # A materialized view cannot be locked: make sure the name still meant it.
+            if self._visible_oid(model, relation) != oid:
+                raise self._changed(model, [read.column.name for read in reads])
+        finally:
+            self._end_transaction()
+        return SOURCE_TABLE
+
+    def _visible_oid(self, model: SyncedModel, relation: str) -> int:
+        """The relation's id, checking that this transaction's snapshot sees it.
+
+        A relation created (replaced by a `dbt run`) after the snapshot would read as
+        empty, and every row would look removed: that is refused.
+        """
+        found = self._query(
+            f"SELECT oid FROM pg_class WHERE oid = {_pg_literal(relation)}::regclass", model
+        )
+        if not found:
+            raise self._changed(model, [])
+        return int(found[0][0])
+
+    def _changed(self, model: SyncedModel, columns: list[str]) -> WarehouseError:
+        what = f"column(s) {quote_list(columns)}" if columns else "the relation"
+        return WarehouseError(
+            f"{what} changed while the model was read (a `dbt run` at the same time?);"
+            " nothing was read",
+            model=model.name,
+            hint="run the sync again once dbt has finished",
+        )
+
+    def _copy(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        model: SyncedModel,
+        relation: str,
+        reads: list[_ColumnRead],
+    ) -> None:
         select = ", ".join(f"{read.select} AS {read.quoted_name}" for read in reads)
         loads = ", ".join(f"{read.load} AS {read.quoted_name}" for read in reads)
         cursor = self._cursor()
@@ -249,11 +328,17 @@ class PostgresSource:
                 f"CREATE OR REPLACE TEMP TABLE {SOURCE_TABLE} AS SELECT {loads} FROM {ARROW_VIEW}"
             )
         except Exception as exc:
-            raise self._read_error(model, exc) from None
+            raise self._error(model, "reading the model", exc) from None
         finally:
             connection.unregister(ARROW_VIEW)
             cursor.close()
-        return SOURCE_TABLE
+
+    def _end_transaction(self) -> None:
+        # Read only: nothing to commit. A connection that broke has no transaction left.
+        try:
+            self._query("ROLLBACK", None, rows=False)
+        except WarehouseError:
+            self.close()
 
     def open(self) -> None:
         """Connect now, so that a wrong password or host fails the run before any sync."""
@@ -265,7 +350,7 @@ class PostgresSource:
             self._connection.close()
             self._connection = None
 
-    def _relation(self, model: SyncedModel) -> str:
+    def _relation(self, model: SyncedModel) -> _Relation:
         """The model's relation as a quoted name, checking that it exists and can be read."""
         if model.database and model.database != self.settings.dbname:
             raise WarehouseError(
@@ -278,7 +363,8 @@ class PostgresSource:
         kinds = self._query(
             _RELATION_KIND.format(
                 schema=_pg_literal(model.schema), name=_pg_literal(model.identifier)
-            )
+            ),
+            model,
         )
         if not kinds:
             raise WarehouseError(
@@ -291,44 +377,58 @@ class PostgresSource:
                 f"relation {name} is of kind '{kinds[0][0]}', not a table or a view",
                 model=model.name,
             )
-        return name
+        return _Relation(name, kinds[0][0])
 
     def _check_values(self, model: SyncedModel, relation: str, reads: list[_ColumnRead]) -> None:
-        """Refuse values ADBC cannot carry exactly: 'infinity' dates, multi-dimensional arrays."""
-        checks = []
-        for read in reads:
-            name = quote_identifier(read.column.name)
-            if read.may_be_infinite:
-                checks.append((read, f"bool_or(NOT isfinite({name}))", "holds 'infinity'"))
-            if read.is_array:
-                checks.append(
-                    (read, f"bool_or(array_ndims({name}) > 1)", "holds a multi-dimensional array")
-                )
-        if not checks:
+        """Refuse values the driver cannot carry exactly, naming the column and a row."""
+        checked = [read for read in reads if read.problem is not None]
+        if not checked:
             return
-        [found] = self._query(
-            f"SELECT {', '.join(check for _, check, _ in checks)} FROM {relation}"
-        )
-        for (read, _, problem), bad in zip(checks, found, strict=True):
-            if bad:
+        flags = ", ".join(f"bool_or({read.problem.condition})" for read in checked if read.problem)
+        [found] = self._query(f"SELECT {flags} FROM {relation}", model)
+        for read, bad in zip(checked, found, strict=True):
+            if bad and read.problem is not None:
+                [(example,)] = self._query(
+                    f"SELECT left(to_json(t)::text, 200) FROM {relation} t"
+                    f" WHERE {read.problem.condition} LIMIT 1",
+                    model,
+                )
                 raise ConfigError(
-                    f"{read.column.warehouse_type} column {problem}, which cannot be sent exactly",
+                    f"{read.column.warehouse_type} column holds {read.problem.description},"
+                    f" which cannot be sent exactly; first such row: {example}",
                     model=model.name,
                     column=read.column.name,
                     hint="turn such values into NULL or another type in the model (e.g. ::text)",
                 )
+
+    def _check_unchanged(self, model: SyncedModel, relation: str, reads: list[_ColumnRead]) -> None:
+        """Inside the read's transaction: the columns are still what columns() saw."""
+        now = {
+            catalog.name: catalog
+            for catalog in (
+                _CatalogColumn(*row)
+                for row in self._query(_COLUMNS.format(relation=_pg_literal(relation)), model)
+            )
+        }
+        changed = [read.column.name for read in reads if now.get(read.column.name) != read.catalog]
+        if changed:
+            raise self._changed(model, changed)
 
     def _cursor(self) -> Any:
         if self._connection is None:
             self._connection = self._connect()
         return self._connection.cursor()
 
-    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+    def _query(
+        self, sql: str, model: SyncedModel | None, rows: bool = True
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement; any driver error becomes a WarehouseError, password masked."""
         cursor = self._cursor()
         try:
             cursor.execute(sql)
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
-            return rows
+            return list(cursor.fetchall()) if rows else []
+        except Exception as exc:
+            raise self._error(model, "a query", exc) from None
         finally:
             cursor.close()
 
@@ -340,15 +440,24 @@ class PostgresSource:
                 "reading PostgreSQL needs the ADBC PostgreSQL driver",
                 hint="pip install 'dbt-kafka-sync[postgres]'",
             ) from None
+        connection = None
         try:
-            # Autocommit, so that SET ROLE lasts for the whole connection.
-            connection = adbc.connect(self.settings.uri(self.project_dir), autocommit=True)
+            # Autocommit, so that SET ROLE lasts for the whole connection. Every column is
+            # read as a built-in type (enums as text, domains as their base type), so the
+            # driver need not load the server's type catalog first.
+            connection = adbc.connect(
+                self.settings.uri(self.project_dir),
+                db_kwargs={"adbc.postgresql.type_resolver_mode": "builtin"},
+                autocommit=True,
+            )
             cursor = connection.cursor()
             cursor.execute("SET TIME ZONE 'UTC'")
             if self.settings.role:
-                cursor.execute(f"SET ROLE {quote_identifier(self.settings.role)}")
+                cursor.execute(f"SET ROLE {_role_name(self.settings.role)}")
             cursor.close()
         except Exception as exc:
+            if connection is not None:
+                connection.close()
             raise WarehouseError(
                 f"cannot connect to {self.settings.describe()}: {self._masked(exc)}",
                 hint="check the dbt profile's postgres output: `dbt debug` uses the same one",
@@ -356,23 +465,27 @@ class PostgresSource:
         log.debug("connected to %s", self.settings.describe())
         return connection
 
-    def _read_error(self, model: SyncedModel, exc: Exception) -> WarehouseError:
+    def _error(self, model: SyncedModel | None, what: str, exc: Exception) -> WarehouseError:
         return WarehouseError(
-            f"reading the model from {self.settings.describe()} failed: {self._masked(exc)}",
-            model=model.name,
+            f"{what} on {self.settings.describe()} failed: {self._masked(exc)}",
+            model=model.name if model else None,
         )
 
     def _masked(self, exc: Exception) -> str:
         """The driver's message on one line, with the password cut out wherever it appears."""
         text = " ".join(str(exc).split())
-        for secret in {self.settings.password, quote(self.settings.password, safe="")}:
-            if secret:
-                text = text.replace(secret, "**********")
+        password = self.settings.password
+        for secret in {password, quote(password, safe="")} if password else set():
+            text = text.replace(secret, "**********")
         return text
 
 
 def _column_read(model: SyncedModel, catalog: _CatalogColumn) -> _ColumnRead:
     """Decide how a column is read from its catalog entry; refuse what cannot be exact."""
+    return replace(_read_for(model, catalog), catalog=catalog)
+
+
+def _read_for(model: SyncedModel, catalog: _CatalogColumn) -> _ColumnRead:
     name, declared = catalog.name, catalog.declared
     quoted = quote_identifier(name)
     if catalog.element is not None:
@@ -390,11 +503,20 @@ def _column_read(model: SyncedModel, catalog: _CatalogColumn) -> _ColumnRead:
     # A domain is read as its base type.
     select = quoted if catalog.base == declared else f"{quoted}::{catalog.base}"
     return _ColumnRead(
-        SourceColumn(name, declared, duckdb_type),
-        select,
-        quoted,
-        may_be_infinite=catalog.typname in _CAN_BE_INFINITE,
+        SourceColumn(name, declared, duckdb_type), select, quoted, _range_problem(catalog)
     )
+
+
+def _range_problem(catalog: _CatalogColumn) -> _Problem | None:
+    quoted = quote_identifier(catalog.name)
+    if catalog.typname == "date":
+        return _Problem(f"NOT isfinite({quoted})", "'infinity'")
+    if catalog.typname in ("timestamp", "timestamptz"):
+        beyond = f"{quoted} >= {_TIMESTAMP_END}::{catalog.typname}"
+        return _Problem(
+            f"(NOT isfinite({quoted}) OR {beyond})", "'infinity' or a year after 294246"
+        )
+    return None
 
 
 def _numeric_read(catalog: _CatalogColumn) -> _ColumnRead:
@@ -424,18 +546,57 @@ def _array_read(model: SyncedModel, catalog: _CatalogColumn) -> _ColumnRead:
     """A one-dimensional array of a natively read type becomes a DuckDB list."""
     name, declared, element = catalog.name, catalog.declared, catalog.element
     quoted = quote_identifier(name)
+    # ADBC flattens a multi-dimensional array into one list: refuse those values.
+    nested = _Problem(f"array_ndims({quoted}) > 1", "a multi-dimensional array")
     if catalog.element_typtype == "e":
         column = SourceColumn(name, declared, "VARCHAR[]")
-        return _ColumnRead(column, f"{quoted}::text[]", quoted, is_array=True)
+        return _ColumnRead(column, f"{quoted}::text[]", quoted, nested)
     decimal = _decimal_type(catalog.base.removesuffix("[]")) if element == "numeric" else None
     if decimal:
         column = SourceColumn(name, declared, f"{decimal}[]")
-        load = f"CAST({quoted} AS {decimal}[])"
-        return _ColumnRead(column, f"{quoted}::text[]", load, is_array=True)
+        item = "__dks_item"  # NaN elements are sent as null, as in numeric columns
+        finite = f"CASE WHEN lower({item}) IN ('nan', 'inf', '-inf') THEN NULL ELSE {item} END"
+        load = f"CAST(list_transform({quoted}, lambda {item}: {finite}) AS {decimal}[])"
+        return _ColumnRead(column, f"{quoted}::text[]", load, nested)
     if element in _NATIVE and element not in _CAN_BE_INFINITE | _AS_TEXT:
         column = SourceColumn(name, declared, f"{_NATIVE[element]}[]")
-        return _ColumnRead(column, quoted, quoted, is_array=True)
+        return _ColumnRead(column, quoted, quoted, nested)
     raise _unsupported(model, catalog)
+
+
+def _whole_number(output: dict[str, Any], key: str, default: int) -> int:
+    value = output.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise WarehouseError(
+            f"the dbt target's `{key}` is not a whole number",
+            hint=f"write e.g. {key}: {default}",
+        ) from None
+
+
+def _refuse_names_alike(model: SyncedModel, names: list[str]) -> None:
+    """DuckDB tells columns apart regardless of case: "ID" and "id" would be one column."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise ConfigError(
+                f"columns '{other}' and '{name}' differ only in case, which the diff cannot"
+                " tell apart",
+                model=model.name,
+                column=name,
+                hint="rename one of them in the model",
+            )
+
+
+def _role_name(role: str) -> str:
+    """The role as dbt-postgres sets it (unquoted: folded to lower case), but quoted safely."""
+    if role.startswith('"') and role.endswith('"'):
+        return role  # quoted in the profile: taken as written
+    return quote_identifier(role.lower())
 
 
 def _unsupported(model: SyncedModel, catalog: _CatalogColumn) -> ConfigError:

@@ -47,7 +47,8 @@ INSERT INTO {schema}.raw_types VALUES
  '{{}}', '{{}}', '{{}}',
  'sad', 1, -0.01),
 (4, 0, 0, 'NaN', 0, 0, 0, '-Infinity', -0.5, 'x', 'x', 'x', NULL,
- NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'null', '"text"', NULL, NULL, NULL, NULL, NULL, 0.5)
+ NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'null', '"text"', NULL, NULL, '{{NaN,1}}', NULL, NULL,
+ 0.5)
 """
 
 # The message of each row, exactly as the consumer receives it. Decimals are exact; those
@@ -82,7 +83,7 @@ EXPECTED = {
         '{"id":4,"n_scaled":0.0,"n_wide":0.0000000000,"i2":0,"i4":0,"i8":0,"r":null,'
         '"d":-0.5,"tx":"x","vc":"x","ch":"x   ","b":null,"dt":null,"ts":null,"tstz":null,'
         '"tm":null,"iv":null,"u":null,"by":null,"j":null,"jb":"text","arr":null,"tarr":null,'
-        '"narr":null,"m":null,"dom":null,"domn":0.5}'
+        '"narr":[null,1.0],"m":null,"dom":null,"domn":0.5}'
     ),
 }
 # numeric without a precision: exact digits, NaN as null (the object is built piece by piece).
@@ -158,10 +159,23 @@ UNSUPPORTED = {
         "'04:05:06+02'::timetz",
         "the column's type time with time zone cannot be sent exactly",
     ),
-    "2d-array": ("ARRAY[[1, 2], [3, 4]]", "integer[] column holds a multi-dimensional array"),
+    "2d-array": (
+        "ARRAY[[1, 2], [3, 4]]",
+        "integer[] column holds a multi-dimensional array, which cannot be sent exactly;"
+        ' first such row: {"id":1,"odd_value":[[1,2],[3,4]]}',
+    ),
     "infinity": (
         "'infinity'::timestamp",
-        "timestamp without time zone column holds 'infinity'",
+        "timestamp without time zone column holds 'infinity' or a year after 294246",
+    ),
+    "far-future": (
+        "'294276-12-31 23:59:59'::timestamptz",
+        "timestamp with time zone column holds 'infinity' or a year after 294246",
+    ),
+    "infinite-date": ("'-infinity'::date", "date column holds 'infinity'"),
+    "names-alike": (
+        '1 AS "ODD_VALUE", 2',
+        "columns 'ODD_VALUE' and 'odd_value' differ only in case",
     ),
 }
 
@@ -186,3 +200,29 @@ def test_values_that_cannot_be_sent_exactly_are_refused(
     assert result.returncode == 1
     assert f"FAIL odd: model 'odd', column 'odd_value': {error}" in result.stdout
     assert kafka.consume_all(prefix + "odd") == []
+
+
+@pytest.mark.parametrize("project", ["postgres"], indirect=True)
+def test_an_error_of_the_warehouse_fails_that_model_only(
+    project: Project, kafka: Kafka, postgres: local_postgres.Server
+) -> None:
+    prefix = project.create_topics(kafka, ("odd", "customers"))
+    syncs = {"primary_key": "id", "topic": f"{prefix}odd"}
+    project.write_model(
+        "odd",
+        f"{{{{ config(materialized='view', meta={{'kafka_sync': {syncs!r}}}) }}}}\n"
+        "select 1 as id, current_date as d\n",
+    )
+    project.rebuild()
+    with postgres.connect() as connection:  # the view now fails whenever it is read
+        schema = project.env["DBT_PG_SCHEMA"]
+        connection.execute(
+            f"CREATE OR REPLACE VIEW {schema}.odd AS SELECT 1 AS id, current_date + 1 / 0 AS d"
+        )
+
+    result = project.sync("--select", "odd", "--select", "customers")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL odd: model 'odd': a query on PostgreSQL" in result.stdout
+    assert "division by zero" in result.stdout
+    assert "OK   customers" in result.stdout
