@@ -150,11 +150,16 @@ class SyncJob:
         self.outcome.published = self._count(prepared.events)
         return self.outcome
 
-    def record_error(self, error: str) -> None:
-        """Record in the run history that the sync failed before its commit."""
+    def failed(self, error: str) -> SyncOutcome:
+        """The outcome of a sync that failed before its commit, kept in the run history.
+
+        Nothing of it is committed, so none of its counts hold: only the error.
+        """
         self.outcome = SyncOutcome(self.model.name, self.sync.name, self.sync.destination)
         self.outcome.error = error
-        record_outcome(self.connection, self.context.run_id, self.sync_id, self.outcome)
+        if self.context.publisher is not None:  # `plan` writes nothing
+            record_outcome(self.connection, self.context.run_id, self.sync_id, self.outcome)
+        return self.outcome
 
     def prepare(self) -> PreparedSync:
         """Validate the model against the config, then fill the temp table of changes."""

@@ -184,9 +184,7 @@ def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport)
             except (SyncError, duckdb.Error) as exc:
                 if isinstance(exc, duckdb.Error):  # e.g. a view over a dropped table
                     exc = WarehouseError(f"DuckDB failed: {exc}", model=model.name)
-                outcome = SyncOutcome(model.name, sync.name, sync.destination, error=exc.render())
-                if context.publisher is not None:
-                    job.record_error(exc.render())
+                outcome = job.failed(exc.render())
             for note in outcome.notes:
                 log.warning("%s [%s]: %s", model.name, sync.name, note)
             report.results.append(outcome)

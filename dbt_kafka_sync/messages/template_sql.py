@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dbt_kafka_sync.messages.columns import column_json, json_value, parse_type
+from dbt_kafka_sync.messages.columns import column_json, parse_type
 from dbt_kafka_sync.messages.templating import load_strict_json
 from dbt_kafka_sync.sources.base import is_exact_numeric
 from dbt_kafka_sync.sql import quote_identifier, quote_literal
@@ -99,11 +99,9 @@ def _values_in_value_positions(parts: list[Part]) -> bool:
 
 
 def _column_json(column: str, column_type: str) -> str:
-    name = quote_identifier(column)
-    if is_exact_numeric(column_type):
-        return f"COALESCE({column_json(column, column_type)}, 'null')"
     if parse_type(column_type).id == "decimal":
-        text = f"CAST({name} AS VARCHAR)"  # every digit and the scale, as the json filter
+        # Every digit and the scale, as the json filter writes a Decimal.
+        text = f"CAST({quote_identifier(column)} AS VARCHAR)"
     else:
-        text = f"CAST(to_json({json_value(name, column_type)}) AS VARCHAR)"
+        text = column_json(column, column_type)
     return f"COALESCE({text}, 'null')"

@@ -385,9 +385,11 @@ def _python_rows(batch: pa.RecordBatch, column: str) -> list[Any]:
     values = batch.column(column)
     rows: list[Any] = values.to_pylist(maps_as_pydicts="strict")
     exact = [field.name for field in values.type if _is_exact_numeric(field.type)]
-    for row in rows if exact else []:
-        for name in exact if row is not None else []:
-            if row[name] is not None:
+    if not exact:
+        return rows
+    for row in rows:
+        for name in exact:
+            if row is not None and row[name] is not None:
                 row[name] = Decimal(row[name])
     return rows
 

@@ -7,7 +7,7 @@ through their text; anything that cannot arrive exactly is refused, naming the c
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dbt_kafka_sync.errors import ConfigError
@@ -111,11 +111,11 @@ class Problem:
 class ColumnRead:
     """How one column travels: what PostgreSQL selects, what DuckDB makes of it."""
 
+    catalog: CatalogColumn  # what the catalog said when the read was planned
     column: SourceColumn
     select: str  # PostgreSQL expression
     load: str  # DuckDB expression over the Arrow column of the same name
     problem: Problem | None = None  # values of this column that cannot be read exactly
-    catalog: CatalogColumn | None = None  # what the catalog said when the read was planned
 
     @property
     def quoted_name(self) -> str:
@@ -125,16 +125,13 @@ class ColumnRead:
 
 def column_read(model: SyncedModel, catalog: CatalogColumn) -> ColumnRead:
     """Decide how a column is read from its catalog entry; refuse what cannot be exact."""
-    return replace(_read_for(model, catalog), catalog=catalog)
-
-
-def _read_for(model: SyncedModel, catalog: CatalogColumn) -> ColumnRead:
     name, declared = catalog.name, catalog.declared
     quoted = quote_identifier(name)
     if catalog.element is not None:
         return _array_read(model, catalog)
     if catalog.typtype == "e":  # an enum: its label
-        return ColumnRead(SourceColumn(name, declared, "VARCHAR"), f"{quoted}::text", quoted)
+        column = SourceColumn(name, declared, "VARCHAR")
+        return ColumnRead(catalog, column, f"{quoted}::text", quoted)
     if catalog.typname == "numeric":
         return _numeric_read(catalog)
     if catalog.typname not in _NATIVE:
@@ -142,12 +139,11 @@ def _read_for(model: SyncedModel, catalog: CatalogColumn) -> ColumnRead:
     duckdb_type = _NATIVE[catalog.typname]
     if catalog.typname in _AS_TEXT:
         column = SourceColumn(name, declared, duckdb_type)
-        return ColumnRead(column, f"{quoted}::text", f"CAST({quoted} AS {duckdb_type})")
+        return ColumnRead(catalog, column, f"{quoted}::text", f"CAST({quoted} AS {duckdb_type})")
     # A domain is read as its base type.
     select = quoted if catalog.base == declared else f"{quoted}::{catalog.base}"
-    return ColumnRead(
-        SourceColumn(name, declared, duckdb_type), select, quoted, _range_problem(catalog)
-    )
+    column = SourceColumn(name, declared, duckdb_type)
+    return ColumnRead(catalog, column, select, quoted, _range_problem(catalog))
 
 
 def _range_problem(catalog: CatalogColumn) -> Problem | None:
@@ -164,15 +160,21 @@ def _numeric_read(catalog: CatalogColumn) -> ColumnRead:
     """Numeric arrives as text: cast to an exact DECIMAL, or kept as exact text if too wide."""
     quoted = quote_identifier(catalog.name)
     select = f"{quoted}::text"
-    # NaN and +-Infinity are no JSON numbers: they are sent as null, as float columns' are.
-    finite = f"CASE WHEN lower({quoted}) IN ('nan', 'inf', '-inf', 'infinity', '-infinity')"
-    finite += f" THEN NULL ELSE {quoted} END"
     decimal = _decimal_type(catalog.base)
     if decimal:
         column = SourceColumn(catalog.name, catalog.declared, decimal)
-        return ColumnRead(column, select, f"CAST({finite} AS {decimal})")
-    load = f'union_value("{EXACT_NUMERIC_MEMBER}" := {finite})'
-    return ColumnRead(SourceColumn(catalog.name, catalog.declared, EXACT_NUMERIC), select, load)
+        return ColumnRead(catalog, column, select, f"CAST({_finite(quoted)} AS {decimal})")
+    load = f'union_value("{EXACT_NUMERIC_MEMBER}" := {_finite(quoted)})'
+    column = SourceColumn(catalog.name, catalog.declared, EXACT_NUMERIC)
+    return ColumnRead(catalog, column, select, load)
+
+
+def _finite(numeric_text: str) -> str:
+    """A numeric's text, NULL for NaN and +-Infinity: no JSON number, sent as null like floats'."""
+    return (
+        f"CASE WHEN lower({numeric_text}) IN ('nan', 'inf', '-inf', 'infinity', '-infinity')"
+        f" THEN NULL ELSE {numeric_text} END"
+    )
 
 
 def _decimal_type(numeric: str) -> str | None:
@@ -191,17 +193,16 @@ def _array_read(model: SyncedModel, catalog: CatalogColumn) -> ColumnRead:
     nested = Problem(f"array_ndims({quoted}) > 1", "a multi-dimensional array")
     if catalog.element_typtype == "e":
         column = SourceColumn(name, declared, "VARCHAR[]")
-        return ColumnRead(column, f"{quoted}::text[]", quoted, nested)
+        return ColumnRead(catalog, column, f"{quoted}::text[]", quoted, nested)
     decimal = _decimal_type(catalog.base.removesuffix("[]")) if element == "numeric" else None
     if decimal:
         column = SourceColumn(name, declared, f"{decimal}[]")
-        item = "__dks_item"  # NaN elements are sent as null, as in numeric columns
-        finite = f"CASE WHEN lower({item}) IN ('nan', 'inf', '-inf') THEN NULL ELSE {item} END"
-        load = f"CAST(list_transform({quoted}, lambda {item}: {finite}) AS {decimal}[])"
-        return ColumnRead(column, f"{quoted}::text[]", load, nested)
+        item = "__dks_item"  # a lambda parameter no column is named
+        load = f"CAST(list_transform({quoted}, lambda {item}: {_finite(item)}) AS {decimal}[])"
+        return ColumnRead(catalog, column, f"{quoted}::text[]", load, nested)
     if element in _NATIVE and element not in _CAN_BE_INFINITE | _AS_TEXT:
         column = SourceColumn(name, declared, f"{_NATIVE[element]}[]")
-        return ColumnRead(column, quoted, quoted, nested)
+        return ColumnRead(catalog, column, quoted, quoted, nested)
     raise _unsupported(model, catalog)
 
 

@@ -34,7 +34,8 @@ _RELATION_KIND = """
 SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = {schema} AND c.relname = {name}
 """
-_READABLE_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view"}
+# pg_class.relkind: table, partitioned table, view, materialized view.
+_READABLE_KINDS = {"r", "p", "v", "m"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,14 @@ class _Relation:
     kind: str
 
 
+@dataclass(frozen=True)
+class _PlannedRead:
+    """What columns() found for a model, for relation() to read."""
+
+    relation: _Relation
+    reads: dict[str, ColumnRead]  # column name -> how it is read
+
+
 class PostgresSource:
     """Reads models built by dbt-postgres, over one connection for the whole run."""
 
@@ -52,24 +61,18 @@ class PostgresSource:
         self.settings = PostgresSettings.from_output(output)
         self.project_dir = project_dir
         self._connection: Any = None
-        self._reads: dict[tuple[str, str], ColumnRead] = {}
+        self._planned: dict[str, _PlannedRead] = {}  # by model unique_id
 
     def columns(
         self, connection: duckdb.DuckDBPyConnection, model: SyncedModel
     ) -> list[SourceColumn]:
         """The model's columns, each mapped to the DuckDB type it will have."""
-        relation = self._relation(model).name
-        catalog = [
-            CatalogColumn(*row)
-            for row in self._query(CATALOG_COLUMNS.format(relation=pg_literal(relation)), model)
-        ]
+        relation = self._relation(model)
+        catalog = self._catalog(model, relation.name)
         refuse_names_alike(model, [column.name for column in catalog])
-        columns = []
-        for entry in catalog:
-            read = column_read(model, entry)
-            self._reads[(model.unique_id, read.column.name)] = read
-            columns.append(read.column)
-        return columns
+        reads = {entry.name: column_read(model, entry) for entry in catalog}
+        self._planned[model.unique_id] = _PlannedRead(relation, reads)
+        return [read.column for read in reads.values()]
 
     def relation(
         self,
@@ -78,13 +81,13 @@ class PostgresSource:
         columns: list[SourceColumn],
     ) -> str:
         """Stream these columns of every row into a table of the session; return its name."""
-        reads = [self._reads[(model.unique_id, column.name)] for column in columns]
-        found = self._relation(model)
-        relation = found.name
+        planned = self._planned[model.unique_id]
+        reads = [planned.reads[column.name] for column in columns]
+        relation = planned.relation.name
         # One snapshot for the checks and the read: what was checked is what is read.
         self._query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", model, rows=False)
         try:
-            if found.kind != "m":  # a `dbt run` replacing it now waits for the read to end
+            if planned.relation.kind != "m":  # a `dbt run` replacing it now waits for the read
                 self._query(f"LOCK TABLE {relation} IN ACCESS SHARE MODE", model, rows=False)
             oid = self._visible_oid(model, relation)
             self._check_unchanged(model, relation, reads)
@@ -191,20 +194,20 @@ class PostgresSource:
 
     def _check_values(self, model: SyncedModel, relation: str, reads: list[ColumnRead]) -> None:
         """Refuse values the driver cannot carry exactly, naming the column and a row."""
-        checked = [read for read in reads if read.problem is not None]
+        checked = [(read, read.problem) for read in reads if read.problem is not None]
         if not checked:
             return
-        flags = ", ".join(f"bool_or({read.problem.condition})" for read in checked if read.problem)
+        flags = ", ".join(f"bool_or({problem.condition})" for _, problem in checked)
         [found] = self._query(f"SELECT {flags} FROM {relation}", model)
-        for read, bad in zip(checked, found, strict=True):
-            if bad and read.problem is not None:
+        for (read, problem), bad in zip(checked, found, strict=True):
+            if bad:
                 [(example,)] = self._query(
                     f"SELECT left(to_json(t)::text, 200) FROM {relation} t"
-                    f" WHERE {read.problem.condition} LIMIT 1",
+                    f" WHERE {problem.condition} LIMIT 1",
                     model,
                 )
                 raise ConfigError(
-                    f"{read.column.warehouse_type} column holds {read.problem.description},"
+                    f"{read.column.warehouse_type} column holds {problem.description},"
                     f" which cannot be sent exactly; first such row: {example}",
                     model=model.name,
                     column=read.column.name,
@@ -213,16 +216,15 @@ class PostgresSource:
 
     def _check_unchanged(self, model: SyncedModel, relation: str, reads: list[ColumnRead]) -> None:
         """Inside the read's transaction: the columns are still what columns() saw."""
-        now = {
-            catalog.name: catalog
-            for catalog in (
-                CatalogColumn(*row)
-                for row in self._query(CATALOG_COLUMNS.format(relation=pg_literal(relation)), model)
-            )
-        }
+        now = {column.name: column for column in self._catalog(model, relation)}
         changed = [read.column.name for read in reads if now.get(read.column.name) != read.catalog]
         if changed:
             raise self._changed(model, changed)
+
+    def _catalog(self, model: SyncedModel, relation: str) -> list[CatalogColumn]:
+        """The relation's columns as the catalog describes them, in order."""
+        query = CATALOG_COLUMNS.format(relation=pg_literal(relation))
+        return [CatalogColumn(*row) for row in self._query(query, model)]
 
     def _cursor(self) -> Any:
         if self._connection is None:
