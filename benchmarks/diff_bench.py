@@ -21,8 +21,9 @@ import pyarrow as pa
 from dbt_kafka_sync.changes.diff import compute_changes
 from dbt_kafka_sync.changes.input import ChangeCounts, DiffInput
 from dbt_kafka_sync.state.history import SyncOutcome
-from dbt_kafka_sync.state.snapshot import SnapshotView, SyncIdentity, commit, snapshot_view
-from dbt_kafka_sync.state.store import load_sync, open_state
+from dbt_kafka_sync.state.local_file import local_bookkeeping, open_state
+from dbt_kafka_sync.state.snapshot import SnapshotView, commit, snapshot_view
+from dbt_kafka_sync.state.store import SyncIdentity, load_sync
 
 COLUMNS = {
     "id": "BIGINT",
@@ -94,14 +95,14 @@ def main() -> None:
         )
 
         def view() -> SnapshotView | None:
-            record = load_sync(con, "bench")
+            record = load_sync(local_bookkeeping(con), "bench")
             return snapshot_view("model", diff, record, duckdb.__version__) if record else None
 
         def commit_all() -> str:
             [(count,)] = con.execute("SELECT count(*) FROM dks_changes").fetchall()
             failed = pa.array([], type=pa.int64())  # every row delivered
             outcome = SyncOutcome("model", "default", "bench", ChangeCounts(), count, count)
-            record = load_sync(con, "bench")
+            record = load_sync(local_bookkeeping(con), "bench")
             commit(con, diff, view(), record, failed, identity, "r", outcome)
             return f"{count} rows committed"
 

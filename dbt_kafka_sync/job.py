@@ -8,9 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from dbt_kafka_sync.changes.diff import CHANGES, EVENT, PREVIOUS, compute_changes
+from dbt_kafka_sync.changes.diff import CHANGES, EVENT, PREVIOUS
 from dbt_kafka_sync.changes.input import DiffInput
-from dbt_kafka_sync.changes.keys import null_key_rows
 from dbt_kafka_sync.kafka.delivery import Deliveries, trace_failures
 from dbt_kafka_sync.kafka.producer import Routing
 from dbt_kafka_sync.kafka.progress import Progress
@@ -24,15 +23,9 @@ from dbt_kafka_sync.messages.columns import (
 )
 from dbt_kafka_sync.messages.template_sql import template_sql
 from dbt_kafka_sync.sql import arrow_batches, events_list
-from dbt_kafka_sync.state.history import (
-    MAX_RECORDED_ROWS,
-    FailedRow,
-    Sample,
-    SyncOutcome,
-    record_outcome,
-)
-from dbt_kafka_sync.state.snapshot import SnapshotView, SyncIdentity, commit, snapshot_view
-from dbt_kafka_sync.state.store import SyncRecord, fingerprint, load_sync, sync_id
+from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
+from dbt_kafka_sync.state.history import MAX_RECORDED_ROWS, FailedRow, Sample, SyncOutcome
+from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, fingerprint, sync_id
 
 if TYPE_CHECKING:
     import duckdb
@@ -43,6 +36,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.kafka.producer import Publisher
     from dbt_kafka_sync.messages.templating import MessageTemplate, TemplateLoader
     from dbt_kafka_sync.sources.base import Source
+    from dbt_kafka_sync.state.base import StateStore
 
 log = logging.getLogger("dbt_kafka_sync.sync")
 
@@ -56,6 +50,7 @@ class JobContext:
 
     connection: duckdb.DuckDBPyConnection
     source: Source
+    store: StateStore
     publisher: Publisher | None  # None for a dry run (`plan`)
     target: str
     run_id: str
@@ -112,9 +107,7 @@ def message_fingerprint(sync: SyncConfig, template: MessageTemplate | None) -> s
 class PreparedSync:
     """A sync after the diff: what to publish and how to commit it."""
 
-    diff: DiffInput
-    record: SyncRecord | None
-    view: SnapshotView | None
+    found: FoundChanges
     events: list[str]
     query: str
     template: MessageTemplate | None
@@ -158,7 +151,7 @@ class SyncJob:
         self.outcome = SyncOutcome(self.model.name, self.sync.name, self.sync.destination)
         self.outcome.error = error
         if self.context.publisher is not None:  # `plan` writes nothing
-            record_outcome(self.connection, self.context.run_id, self.sync_id, self.outcome)
+            self.context.store.record_outcome(self.context.run_id, self.sync_id, self.outcome)
         return self.outcome
 
     def prepare(self) -> PreparedSync:
@@ -175,31 +168,24 @@ class SyncJob:
             log.debug("%s (%s): DuckDB builds the template's messages", model.name, sync.name)
             messages = replace(messages, value=built, template=None)
         read = [column for column in columns if column.name in diff.columns]
-        diff = replace(diff, relation=self.context.source.relation(self.connection, model, read))
-        outcome.rejected, outcome.rejected_examples = null_key_rows(self.connection, diff)
-
-        record = load_sync(self.connection, self.sync_id)
-        view = snapshot_view(model.name, diff, record, _duckdb_version()) if record else None
-        outcome.notes = self._config_change_notes(template, record)
-        outcome.notes += view.notes if view else []
         with_previous = template is not None and template.reads_previous()
-        outcome.counts = compute_changes(
-            self.connection,
-            diff,
-            view.sql if view else None,
-            self.context.full_refresh,
-            with_previous,
-            model=model.name,
+        request = ChangeRequest(
+            model, self.sync_id, diff, read, self.context.full_refresh, with_previous
         )
+        found = self.context.store.find_changes(request)
+        outcome.rejected, outcome.rejected_examples = found.rejected, found.rejected_examples
+        outcome.notes = self._config_change_notes(template, found.record) + found.notes
+        outcome.counts = found.counts
+        record = found.record
         skip_initial = (
             record is None and sync.initial_sync == "skip" and not self.context.full_refresh
         )
         if skip_initial:
             outcome.notes.append("initial_sync: skip - the current rows are recorded, none is sent")
         events: list[str] = [] if skip_initial else list(sync.events)
-        changes = ChangeTable(CHANGES, diff.seq, EVENT, PREVIOUS if with_previous else None)
+        changes = ChangeTable(CHANGES, found.diff.seq, EVENT, PREVIOUS if with_previous else None)
         query = select_messages(messages, sync, events, list(diff.columns), changes)
-        return PreparedSync(diff, record, view, events, query, template, messages.template)
+        return PreparedSync(found, events, query, template, messages.template)
 
     def publish(self, prepared: PreparedSync) -> Deliveries:
         """Send the prepared messages; find the rows of those that failed."""
@@ -227,8 +213,9 @@ class SyncJob:
         # A new message shape counts as adopted only once every row went out without error,
         # so that after failures the next run still warns that the config changed.
         shape = message_fingerprint(self.sync, prepared.template)
-        if prepared.record is not None and not self.outcome.ok:
-            shape = prepared.record.fingerprint
+        record = prepared.found.record
+        if record is not None and not self.outcome.ok:
+            shape = record.fingerprint
         identity = SyncIdentity(
             sync_id=self.sync_id,
             target=self.context.target,
@@ -236,18 +223,11 @@ class SyncJob:
             sync_name=self.sync.name,
             topic=self.sync.destination,
             fingerprint=shape,
-            duckdb_version=_duckdb_version(),
+            hash_version=self.context.store.hash_version,
         )
-        commit(
-            self.connection,
-            prepared.diff,
-            prepared.view,
-            prepared.record,
-            deliveries.failed_array(),
-            identity,
-            self.context.run_id,
-            self.outcome,
-        )
+        failed = deliveries.failed_array()
+        store, run_id = self.context.store, self.context.run_id
+        store.commit(prepared.found, failed, identity, run_id, self.outcome)
 
     def _trace_failures(self, prepared: PreparedSync, deliveries: Deliveries) -> None:
         """Find the rows of the messages that failed, by building the messages again."""
@@ -334,9 +314,3 @@ class SyncJob:
             " rows already published are not resent; only rows that change from now on are sent"
             " in the new shape. Use --full-refresh to resend every row."
         ]
-
-
-def _duckdb_version() -> str:
-    import duckdb
-
-    return str(duckdb.__version__)

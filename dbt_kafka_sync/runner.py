@@ -21,13 +21,12 @@ from dbt_kafka_sync.messages.templating import TemplateLoader
 from dbt_kafka_sync.session import duckdb_session
 from dbt_kafka_sync.sources import open_source
 from dbt_kafka_sync.sources.base import Source
-from dbt_kafka_sync.state import history
+from dbt_kafka_sync.state.base import StateStore
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
-from dbt_kafka_sync.state.store import open_state
+from dbt_kafka_sync.state.local import LocalStore
+from dbt_kafka_sync.state.local_file import open_state
 
 if TYPE_CHECKING:
-    import duckdb
-
     from dbt_kafka_sync.kafka.producer import Publisher
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ class RunContext:
 
     def job_context(
         self,
-        connection: duckdb.DuckDBPyConnection,
+        store: StateStore,
         publisher: Publisher | None,
         run_id: str,
         full_refresh: bool,
@@ -66,8 +65,9 @@ class RunContext:
         """What every sync of this run shares."""
         started = datetime.now(timezone.utc)
         return JobContext(
-            connection=connection,
+            connection=store.session,
             source=self.source,
+            store=store,
             publisher=publisher,
             target=self.target_name,
             run_id=run_id,
@@ -119,13 +119,16 @@ def new_run_id() -> str:
 
 
 @contextmanager
-def state_connection(
-    path: Path, read_only: bool, memory_limit: str = DEFAULT_MEMORY_LIMIT
-) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_store(
+    path: Path,
+    read_only: bool,
+    source: Source | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+) -> Iterator[StateStore]:
     """The run's DuckDB session with the state store attached."""
     with duckdb_session(memory_limit) as connection:
-        open_state(connection, path, read_only)
-        yield connection
+        attached = open_state(connection, path, read_only)
+        yield LocalStore(connection, source, attached)
 
 
 def run(context: RunContext, full_refresh: bool = False) -> RunReport:
@@ -142,21 +145,21 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     context.source.open()
     with (
         closing(context.source),
-        state_connection(context.state_path, False, context.kafka.memory_limit) as connection,
+        open_store(context.state_path, False, context.source, context.kafka.memory_limit) as store,
     ):
-        history.begin_run(connection, report.run_id, "run", context.target_name)
+        store.begin_run(report.run_id, "run", context.target_name)
         try:
-            jobs = context.job_context(connection, publisher, report.run_id, full_refresh)
+            jobs = context.job_context(store, publisher, report.run_id, full_refresh)
             _sync_all(jobs, context.models, report)
         except BaseException as exc:
             message = exc.render() if isinstance(exc, SyncError) else type(exc).__name__
             try:
-                history.finish_run(connection, report.run_id, "error", message)
+                store.finish_run(report.run_id, "error", message)
             except Exception:  # the original error matters more; `runs` shows it as running
                 log.debug("could not record the run's end", exc_info=True)
             raise
         status = "success" if report.ok else "failed"
-        history.finish_run(connection, report.run_id, status, None)
+        store.finish_run(report.run_id, status, None)
     return report
 
 
@@ -165,10 +168,10 @@ def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
     report = RunReport("plan")
     with (
         closing(context.source),
-        state_connection(context.state_path, True, context.kafka.memory_limit) as connection,
+        open_store(context.state_path, True, context.source, context.kafka.memory_limit) as store,
     ):
         context.source.open()
-        jobs = context.job_context(connection, None, "plan", full_refresh)
+        jobs = context.job_context(store, None, "plan", full_refresh)
         _sync_all(jobs, context.models, report)
     return report
 
@@ -197,11 +200,9 @@ def state_path_of(options: RunOptions) -> Path:
 
 def reset(options: RunOptions, model: str) -> list[str]:
     """Forget the snapshots of a model's syncs for the chosen Kafka target."""
-    from dbt_kafka_sync.state.store import forget_syncs
-
     target_name, state_path = _target_and_state(options)
-    with state_connection(state_path, read_only=False) as connection:
-        return forget_syncs(connection, model, target_name)
+    with open_store(state_path, read_only=False) as store:
+        return store.forget_syncs(model, target_name)
 
 
 def _target_and_state(options: RunOptions) -> tuple[str, Path]:
@@ -213,11 +214,11 @@ def _target_and_state(options: RunOptions) -> tuple[str, Path]:
 
 def recent_runs(options: RunOptions, limit: int) -> list[RunSummary]:
     """The latest runs of the state store, newest first."""
-    with state_connection(state_path_of(options), read_only=True) as connection:
-        return history.recent_runs(connection, limit)
+    with open_store(state_path_of(options), read_only=True) as store:
+        return store.recent_runs(limit)
 
 
 def run_details(options: RunOptions, run_id: str, max_rows: int) -> RunDetails | None:
     """One run of the state store with its syncs and failed rows; None for an unknown run."""
-    with state_connection(state_path_of(options), read_only=True) as connection:
-        return history.run_details(connection, run_id, max_rows)
+    with open_store(state_path_of(options), read_only=True) as store:
+        return store.run_details(run_id, max_rows)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import duckdb
@@ -35,3 +36,40 @@ def arrow_batches(
     else:
         reader = relation.fetch_arrow_reader(batch_rows)  # type: ignore[attr-defined,unused-ignore]
     return reader
+
+
+class SqlRunner(Protocol):
+    """A connection that runs statements with positional parameters ($1, $2, ...)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement."""
+        ...
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of parameters, in one batch."""
+        ...
+
+    def records(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one query; its rows as column name -> value."""
+        ...
+
+
+class DuckDBRunner:
+    """SqlRunner over a DuckDB connection."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement."""
+        self.connection.execute(sql, list(params))
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of parameters, in one batch."""
+        self.connection.executemany(sql, [list(row) for row in rows])
+
+    def records(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one query; its rows as column name -> value."""
+        cursor = self.connection.execute(sql, list(params))
+        names = [column[0] for column in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dbt_kafka_sync.changes.input import ChangeCounts
-from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
-from dbt_kafka_sync.state.store import has_state
-
-if TYPE_CHECKING:
-    import duckdb
+from dbt_kafka_sync.state.tables import Bookkeeping
 
 MAX_RECORDED_ROWS = 1_000  # failed rows kept per sync and run; the counts are always exact
 
@@ -97,37 +93,35 @@ class RunDetails:
     syncs: list[SyncOutcome]
 
 
-def begin_run(
-    connection: duckdb.DuckDBPyConnection, run_id: str, command: str, target: str
-) -> None:
+def begin_run(book: Bookkeeping, run_id: str, command: str, target: str) -> None:
     """Record a run as started; mark runs that never finished as interrupted.
 
     This run holds the state's lock, so any other run still `running` was killed.
     """
-    connection.execute(f"UPDATE {ALIAS}.runs SET status = 'interrupted' WHERE status = 'running'")
-    connection.execute(
-        f"INSERT INTO {ALIAS}.runs VALUES (?, ?, ?, now(), NULL, 'running', NULL)",
+    runs = book.table("runs")
+    book.execute(f"UPDATE {runs} SET status = 'interrupted' WHERE status = 'running'")
+    book.execute(
+        f"INSERT INTO {runs} (run_id, command, target, started_at, status)"
+        " VALUES ($1, $2, $3, now(), 'running')",
         [run_id, command, target],
     )
 
 
-def finish_run(
-    connection: duckdb.DuckDBPyConnection, run_id: str, status: str, error: str | None
-) -> None:
+def finish_run(book: Bookkeeping, run_id: str, status: str, error: str | None) -> None:
     """Record how a run ended."""
-    connection.execute(
-        f"UPDATE {ALIAS}.runs SET finished_at = now(), status = ?, error = ? WHERE run_id = ?",
+    book.execute(
+        f"UPDATE {book.table('runs')} SET finished_at = now(), status = $1, error = $2"
+        " WHERE run_id = $3",
         [status, error, run_id],
     )
 
 
-def record_outcome(
-    connection: duckdb.DuckDBPyConnection, run_id: str, sync_id: str, outcome: SyncOutcome
-) -> None:
+def record_outcome(book: Bookkeeping, run_id: str, sync_id: str, outcome: SyncOutcome) -> None:
     """Write one sync's line of the run history and its failed rows."""
     counts = outcome.counts
-    connection.execute(
-        f"INSERT INTO {ALIAS}.run_syncs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    book.execute(
+        f"INSERT INTO {book.table('run_syncs')} VALUES"
+        " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         [
             run_id,
             sync_id,
@@ -145,10 +139,10 @@ def record_outcome(
             outcome.error,
         ],
     )
-    failures = outcome.recorded_failures()
+    failures = outcome.recorded_failures()  # at most MAX_RECORDED_ROWS
     if failures:
-        connection.executemany(
-            f"INSERT INTO {ALIAS}.failed_rows VALUES (?, ?, ?, ?, ?, ?)",
+        book.execute_many(
+            f"INSERT INTO {book.table('failed_rows')} VALUES ($1, $2, $3, $4, $5, $6)",
             [
                 [run_id, sync_id, outcome.model, row.row_key, row.event, row.reason]
                 for row in failures
@@ -156,49 +150,51 @@ def record_outcome(
         )
 
 
-_RUNS = f"""
-    SELECT r.run_id, r.command, r.target, r.started_at, r.finished_at, r.status, r.error,
-           COALESCE(sum(s.delivered), 0) AS delivered, COALESCE(sum(s.failed), 0) AS failed,
-           COALESCE(sum(s.rejected), 0) AS rejected
-    FROM {ALIAS}.runs r LEFT JOIN {ALIAS}.run_syncs s USING (run_id)
-"""
+def _runs_query(book: Bookkeeping, where: str) -> str:
+    return f"""
+        SELECT r.run_id, r.command, r.target, r.started_at, r.finished_at, r.status, r.error,
+               COALESCE(sum(s.delivered), 0) AS delivered, COALESCE(sum(s.failed), 0) AS failed,
+               COALESCE(sum(s.rejected), 0) AS rejected
+        FROM {book.table("runs")} r LEFT JOIN {book.table("run_syncs")} s
+          ON s.run_id = r.run_id
+        {where}
+        GROUP BY r.run_id, r.command, r.target, r.started_at, r.finished_at, r.status, r.error
+    """
 
 
-def recent_runs(connection: duckdb.DuckDBPyConnection, limit: int) -> list[RunSummary]:
+def recent_runs(book: Bookkeeping, limit: int) -> list[RunSummary]:
     """The latest runs with their totals, newest first."""
-    if not has_state(connection):
-        return []
-    query = f"{_RUNS} GROUP BY ALL ORDER BY r.started_at DESC LIMIT ?"
-    return [RunSummary(**row) for row in _records(connection.execute(query, [limit]))]
+    query = _runs_query(book, "") + " ORDER BY r.started_at DESC LIMIT $1"
+    return [_summary(row) for row in book.records(query, [limit])]
 
 
-def run_details(
-    connection: duckdb.DuckDBPyConnection, run_id: str, max_rows: int
-) -> RunDetails | None:
+def run_details(book: Bookkeeping, run_id: str, max_rows: int) -> RunDetails | None:
     """One run, its syncs and up to max_rows of its failed rows; None for an unknown run."""
-    if not has_state(connection):
-        return None
-    runs = _records(connection.execute(f"{_RUNS} WHERE r.run_id = ? GROUP BY ALL", [run_id]))
+    runs = book.records(_runs_query(book, "WHERE r.run_id = $1"), [run_id])
     if not runs:
         return None
     syncs = {
         row["sync_id"]: _outcome(row)
-        for row in _records(
-            connection.execute(
-                f"SELECT * FROM {ALIAS}.run_syncs WHERE run_id = ? ORDER BY model, sync_name",
-                [run_id],
-            )
+        for row in book.records(
+            f"SELECT * FROM {book.table('run_syncs')} WHERE run_id = $1 ORDER BY model, sync_name",
+            [run_id],
         )
     }
-    failed_rows = connection.execute(
-        f"SELECT * FROM {ALIAS}.failed_rows WHERE run_id = ? ORDER BY model, row_key LIMIT ?",
+    failed_rows = book.records(
+        f"SELECT * FROM {book.table('failed_rows')} WHERE run_id = $1"
+        " ORDER BY model, row_key LIMIT $2",
         [run_id, max_rows],
     )
-    for row in _records(failed_rows):
+    for row in failed_rows:
         if row["sync_id"] in syncs:
             failure = FailedRow(row["row_key"], row["event"], row["error"])
             syncs[row["sync_id"]].failures.append(failure)
-    return RunDetails(RunSummary(**runs[0]), list(syncs.values()))
+    return RunDetails(_summary(runs[0]), list(syncs.values()))
+
+
+def _summary(row: dict[str, Any]) -> RunSummary:
+    totals = {name: int(row[name]) for name in ("delivered", "failed", "rejected")}
+    return RunSummary(**{**row, **totals})
 
 
 def _outcome(row: dict[str, Any]) -> SyncOutcome:
@@ -213,9 +209,3 @@ def _outcome(row: dict[str, Any]) -> SyncOutcome:
         rejected=row["rejected"],
         error=row["error"],
     )
-
-
-def _records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """A query's rows as column name -> value."""
-    names = [column[0] for column in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

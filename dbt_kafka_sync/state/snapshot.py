@@ -7,7 +7,6 @@ interrupted before its commit, is found again by the next run.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,7 +18,8 @@ from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
 from dbt_kafka_sync.sql import quote_identifier
 from dbt_kafka_sync.state.history import SyncOutcome, record_outcome
-from dbt_kafka_sync.state.store import SyncRecord, qualified, snapshot_name, transaction
+from dbt_kafka_sync.state.local_file import local_bookkeeping
+from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, save_sync, snapshot_name
 
 if TYPE_CHECKING:
     import duckdb
@@ -62,7 +62,7 @@ def snapshot_view(
     ]
     unknown = [c for c in diff.compare_columns if c not in record.columns or c in changed_types]
     hashed_again = record.compare_columns != diff.compare_columns
-    hashed_again |= record.duckdb_version != duckdb_version
+    hashed_again |= record.hash_version != duckdb_version
     notes: list[str] = []
     if unknown:
         hash_sql = f"{PENDING}::UBIGINT"
@@ -92,6 +92,11 @@ def _stored_column(name: str, column_type: str, record: SyncRecord) -> str:
     return quoted
 
 
+def qualified(table: str) -> str:
+    """Name a table of the state file."""
+    return f"{ALIAS}.main.{quote_identifier(table)}"
+
+
 def _check_same_key(model: str, diff: DiffInput, record: SyncRecord) -> None:
     before = {c: record.columns.get(c) for c in record.primary_key}
     now = {c: diff.columns[c] for c in diff.primary_key}
@@ -108,19 +113,6 @@ def _check_same_key(model: str, diff: DiffInput, record: SyncRecord) -> None:
 
 def _describe_key(key: Mapping[str, str | None]) -> str:
     return ", ".join(f"{column} {kind}" for column, kind in key.items())
-
-
-@dataclass(frozen=True)
-class SyncIdentity:
-    """The sync record written at commit, besides the snapshot's shape."""
-
-    sync_id: str
-    target: str
-    model_unique_id: str
-    sync_name: str
-    topic: str
-    fingerprint: str
-    duckdb_version: str
 
 
 def commit(
@@ -142,13 +134,14 @@ def commit(
     import pyarrow as pa
 
     table = record.snapshot_table if record else snapshot_name(identity.sync_id)
+    book = local_bookkeeping(connection)
     connection.register("dks_failed", pa.table({"seq": failed}))
     try:
-        with transaction(connection):
+        with book.transaction():
             _shape_table(connection, diff, view, table)
             _apply_changes(connection, diff, qualified(table))
-            _save_sync(connection, diff, table, identity)
-            record_outcome(connection, run_id, identity.sync_id, outcome)
+            save_sync(book, identity, table, diff.primary_key, diff.columns, diff.compare_columns)
+            record_outcome(book, run_id, identity.sync_id, outcome)
     finally:
         connection.unregister("dks_failed")
 
@@ -174,39 +167,4 @@ def _apply_changes(connection: duckdb.DuckDBPyConnection, diff: DiffInput, table
     connection.execute(
         f"INSERT INTO {table} ({columns}, {ROW_HASH}) SELECT {columns}, {ROW_HASH}"
         f" FROM dks_done WHERE {EVENT} <> 'removed'"
-    )
-
-
-def _save_sync(
-    connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str, identity: SyncIdentity
-) -> None:
-    connection.execute(
-        f"""
-        INSERT INTO {ALIAS}.syncs BY NAME
-        SELECT ? AS sync_id, ? AS target, ? AS model, ? AS sync_name, ? AS topic,
-               ? AS snapshot_table, ? AS primary_key, ? AS columns, ? AS compare_columns,
-               ? AS fingerprint, ? AS duckdb_version,
-               COALESCE((SELECT version FROM {ALIAS}.syncs WHERE sync_id = ?), 0) + 1 AS version,
-               now() AS updated_at
-        ON CONFLICT (sync_id) DO UPDATE SET
-            topic = excluded.topic, snapshot_table = excluded.snapshot_table,
-            primary_key = excluded.primary_key, columns = excluded.columns,
-            compare_columns = excluded.compare_columns, fingerprint = excluded.fingerprint,
-            duckdb_version = excluded.duckdb_version, version = excluded.version,
-            updated_at = excluded.updated_at
-        """,
-        [
-            identity.sync_id,
-            identity.target,
-            identity.model_unique_id,
-            identity.sync_name,
-            identity.topic,
-            table,
-            json.dumps(diff.primary_key),
-            json.dumps(diff.columns),
-            json.dumps(diff.compare_columns),
-            identity.fingerprint,
-            identity.duckdb_version,
-            identity.sync_id,
-        ],
     )

@@ -16,8 +16,9 @@ from dbt_kafka_sync.changes.input import ChangeCounts, DiffInput
 from dbt_kafka_sync.changes.keys import check_duplicate_keys, null_key_rows
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.state.history import SyncOutcome
-from dbt_kafka_sync.state.snapshot import SnapshotView, SyncIdentity, commit, snapshot_view
-from dbt_kafka_sync.state.store import SyncRecord, load_sync, open_state
+from dbt_kafka_sync.state.local_file import local_bookkeeping, open_state
+from dbt_kafka_sync.state.snapshot import SnapshotView, commit, snapshot_view
+from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, load_sync
 
 IDENTITY = SyncIdentity(
     sync_id="t:model.p.m:default",
@@ -26,7 +27,7 @@ IDENTITY = SyncIdentity(
     sync_name="default",
     topic="topic",
     fingerprint="f",
-    duckdb_version=duckdb.__version__,
+    hash_version=duckdb.__version__,
 )
 
 
@@ -92,7 +93,7 @@ def only_diff(
     con: duckdb.DuckDBPyConnection, resend: bool = False, diff: DiffInput = DIFF
 ) -> tuple[list[tuple[Any, ...]], SnapshotView | None, SyncRecord | None]:
     """Diff without committing, as `plan` does."""
-    record = load_sync(con, IDENTITY.sync_id)
+    record = load_sync(local_bookkeeping(con), IDENTITY.sync_id)
     view = snapshot_view("m", diff, record, duckdb.__version__) if record else None
     compute_changes(con, diff, view.sql if view else None, resend, model="m")
     columns = ", ".join(diff.columns)
@@ -163,7 +164,7 @@ def test_a_failed_commit_changes_nothing(connection: duckdb.DuckDBPyConnection) 
     broken = dataclasses.replace(outcome, counts=None)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         commit(connection, DIFF, None, None, pa.array([], type=pa.int64()), IDENTITY, "run", broken)
-    assert load_sync(connection, IDENTITY.sync_id) is None
+    assert load_sync(local_bookkeeping(connection), IDENTITY.sync_id) is None
     tables = connection.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'snapshot_%'"
     ).fetchall()

@@ -1,0 +1,120 @@
+"""The StateStore interface: where snapshots and the run history live, and where the diff runs.
+
+The local backend keeps them in a DuckDB file and diffs in the run's session; the
+warehouse backend keeps them in a schema of the warehouse and diffs there. Either way
+the changes end up in the session's table of changes (changes.diff.CHANGES), from which
+messages are built the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dbt_kafka_sync.changes.input import ChangeCounts, DiffInput
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from dbt_kafka_sync.dbt.manifest import SyncedModel
+    from dbt_kafka_sync.sources.base import SourceColumn
+    from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
+    from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """What one sync asks the store to compare.
+
+    Attributes:
+        model: the model.
+        sync_id: the sync's id in the store.
+        diff: the columns kept and compared (its relation is the store's to fill).
+        read: the model's columns the diff keeps, as the source describes them.
+        resend_all: --full-refresh: unchanged rows are sent too, as `added`.
+        with_previous: changed rows carry their snapshot values (templates' `previous`).
+    """
+
+    model: SyncedModel
+    sync_id: str
+    diff: DiffInput
+    read: list[SourceColumn]
+    resend_all: bool
+    with_previous: bool
+
+
+@dataclass(frozen=True)
+class FoundChanges:
+    """What the diff found; the changes themselves are in the session's table of changes.
+
+    Attributes:
+        diff: the diff as run (its `seq` numbers the table of changes).
+        record: what the store remembered of the sync; None on its first run.
+        counts: the changes of each kind.
+        rejected: rows left out because their primary key has a NULL.
+        rejected_examples: a few of them, as JSON.
+        notes: what the store noticed (a new column, a new hash), for the log.
+        pending: what the backend's commit needs to advance the snapshot.
+    """
+
+    diff: DiffInput
+    record: SyncRecord | None
+    counts: ChangeCounts
+    rejected: int = 0
+    rejected_examples: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    pending: Any = None
+
+
+class StateStore(Protocol):
+    """Snapshots, sync records and the run history of one place."""
+
+    hash_version: str  # how this store hashes rows; recorded with each snapshot
+    session: duckdb.DuckDBPyConnection  # the run's session, where the changes end up
+
+    def find_changes(self, request: ChangeRequest) -> FoundChanges:
+        """Compare the model with the snapshot; fill the session's table of changes.
+
+        Raises:
+            SyncError: for a repeated or changed primary key, or a model that cannot be read.
+        """
+        ...
+
+    def commit(
+        self,
+        found: FoundChanges,
+        failed: pa.Array,
+        identity: SyncIdentity,
+        run_id: str,
+        outcome: SyncOutcome,
+    ) -> None:
+        """Advance the snapshot for every change but the failed ones; record the outcome.
+
+        One transaction; `failed` holds the seqs of the changes whose message failed.
+        """
+        ...
+
+    def record_outcome(self, run_id: str, sync_id: str, outcome: SyncOutcome) -> None:
+        """Record the outcome of a sync that committed nothing."""
+        ...
+
+    def begin_run(self, run_id: str, command: str, target: str) -> None:
+        """Record a run as started."""
+        ...
+
+    def finish_run(self, run_id: str, status: str, error: str | None) -> None:
+        """Record how a run ended."""
+        ...
+
+    def recent_runs(self, limit: int) -> list[RunSummary]:
+        """The latest runs, newest first."""
+        ...
+
+    def run_details(self, run_id: str, max_rows: int) -> RunDetails | None:
+        """One run with its syncs and failed rows; None for an unknown run."""
+        ...
+
+    def forget_syncs(self, model: str, target: str) -> list[str]:
+        """Drop the snapshots of a model's syncs; return their ids."""
+        ...
