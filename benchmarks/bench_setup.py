@@ -74,11 +74,12 @@ def payload_sql(source: str) -> str:
     return f"SELECT id, CAST(json_object({pairs}) AS VARCHAR) AS {PAYLOAD_COLUMN} FROM {source}"
 
 
-def build_warehouse(path: Path, rows: int) -> None:
-    """Create the model table and the model with a precomputed JSON column."""
+def build_warehouse(path: Path, rows: int, payloads: bool = True) -> None:
+    """Create the model table and (unless payloads is False) the model with a JSON column."""
     with duckdb.connect(str(path)) as con:
         con.execute(f"CREATE TABLE {TABLE} AS {_rows_sql(rows)}")
-        con.execute(f"CREATE TABLE {PAYLOAD_TABLE} AS {payload_sql(TABLE)}")
+        if payloads:
+            con.execute(f"CREATE TABLE {PAYLOAD_TABLE} AS {payload_sql(TABLE)}")
         con.execute("CHECKPOINT")
 
 

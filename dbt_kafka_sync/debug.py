@@ -16,6 +16,7 @@ from dbt_kafka_sync.dbt.project import load_dbt_project
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.kafka.security import describe, security_settings
 from dbt_kafka_sync.sources import open_source
+from dbt_kafka_sync.state.location import StateLocation, open_store
 
 MASK = "**********"
 TIMEOUT_S = 15.0
@@ -32,7 +33,7 @@ class Check:
 
 def masked_profile(target: KafkaTarget) -> dict[str, Any]:
     """Return the resolved profile output, with every secret replaced by a mask."""
-    masked: dict[str, Any] = _mask(target.model_dump(exclude_none=True))
+    masked: dict[str, Any] = _mask(target.model_dump(exclude_none=True, by_alias=True))
     return masked
 
 
@@ -66,6 +67,7 @@ def run_checks(
         yield models
         models = []
     yield _warehouse(project_dir, profiles_path, dbt_target)
+    yield _state(kafka, project_dir, profiles_path, dbt_target)
     connection = _connect(kafka, project_dir)
     yield connection
     if connection.ok:
@@ -83,9 +85,7 @@ def _models(project_dir: Path, select: tuple[str, ...]) -> list[SyncedModel] | C
 def _warehouse(project_dir: Path, profiles_path: Path, dbt_target: str | None) -> Check:
     """Connect to the warehouse of the dbt profile's output, as a run would."""
     try:
-        project = load_dbt_project(project_dir)
-        profiles = load_profiles(profiles_path)
-        output = dbt_output(profiles, project.profile, dbt_target, profiles_path)
+        output = _dbt_output(project_dir, profiles_path, dbt_target)
         source = open_source(output, project_dir)
         try:
             source.open()
@@ -94,6 +94,34 @@ def _warehouse(project_dir: Path, profiles_path: Path, dbt_target: str | None) -
     except SyncError as exc:
         return Check("warehouse", False, exc.render())
     return Check("warehouse", True, f"dbt output of type '{output.get('type')}': reachable")
+
+
+def _dbt_output(project_dir: Path, profiles_path: Path, dbt_target: str | None) -> dict[str, Any]:
+    """The dbt profile's output the models were built with (the project names the profile)."""
+    project = load_dbt_project(project_dir)
+    profiles = load_profiles(profiles_path)
+    output: dict[str, Any] = dbt_output(profiles, project.profile, dbt_target, profiles_path)
+    return output
+
+
+def _state(
+    kafka: KafkaTarget, project_dir: Path, profiles_path: Path, dbt_target: str | None
+) -> Check:
+    """Where the state is, and whether it exists yet; nothing is created."""
+    path = Path(kafka.state_path)
+    location = StateLocation(kafka.state, path if path.is_absolute() else project_dir / path)
+    source = None
+    try:
+        if location.in_warehouse:
+            output = _dbt_output(project_dir, profiles_path, dbt_target)
+            source = open_source(output, project_dir)
+        with open_store(location, read_only=True, source=source) as store:
+            return Check("state", True, store.describe())
+    except SyncError as exc:
+        return Check("state", False, exc.render())
+    finally:
+        if source is not None:
+            source.close()
 
 
 def _connect(kafka: KafkaTarget, project_dir: Path) -> Check:

@@ -25,7 +25,7 @@ from dbt_kafka_sync.messages.template_sql import template_sql
 from dbt_kafka_sync.sql import arrow_batches, events_list
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.history import MAX_RECORDED_ROWS, FailedRow, Sample, SyncOutcome
-from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, fingerprint, sync_id
+from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, fingerprint
 
 if TYPE_CHECKING:
     import duckdb
@@ -107,6 +107,7 @@ def message_fingerprint(sync: SyncConfig, template: MessageTemplate | None) -> s
 class PreparedSync:
     """A sync after the diff: what to publish and how to commit it."""
 
+    request: ChangeRequest
     found: FoundChanges
     events: list[str]
     query: str
@@ -121,7 +122,7 @@ class SyncJob:
         self.context = context
         self.model = model
         self.sync = sync
-        self.sync_id = sync_id(context.target, model.unique_id, sync.name)
+        self.sync_id = context.store.sync_id(context.target, model, sync.name)
         self.outcome = SyncOutcome(model.name, sync.name, sync.destination)
 
     @property
@@ -185,7 +186,7 @@ class SyncJob:
         events: list[str] = [] if skip_initial else list(sync.events)
         changes = ChangeTable(CHANGES, found.diff.seq, EVENT, PREVIOUS if with_previous else None)
         query = select_messages(messages, sync, events, list(diff.columns), changes)
-        return PreparedSync(found, events, query, template, messages.template)
+        return PreparedSync(request, found, events, query, template, messages.template)
 
     def publish(self, prepared: PreparedSync) -> Deliveries:
         """Send the prepared messages; find the rows of those that failed."""
@@ -216,18 +217,25 @@ class SyncJob:
         record = prepared.found.record
         if record is not None and not self.outcome.ok:
             shape = record.fingerprint
-        identity = SyncIdentity(
-            sync_id=self.sync_id,
+        identity = self.identity(shape, self.context.store.hash_version)
+        failed = deliveries.failed_array()
+        store, run_id = self.context.store, self.context.run_id
+        store.commit(prepared.found, failed, identity, run_id, self.outcome)
+
+    def identity(self, shape: str, hash_version: str, sync: str = "") -> SyncIdentity:
+        """The sync's record as a commit writes it, with this message shape and row hash.
+
+        `sync`: the sync's id in another store (copying a state), else this job's.
+        """
+        return SyncIdentity(
+            sync_id=sync or self.sync_id,
             target=self.context.target,
             model_unique_id=self.model.unique_id,
             sync_name=self.sync.name,
             topic=self.sync.destination,
             fingerprint=shape,
-            hash_version=self.context.store.hash_version,
+            hash_version=hash_version,
         )
-        failed = deliveries.failed_array()
-        store, run_id = self.context.store, self.context.run_id
-        store.commit(prepared.found, failed, identity, run_id, self.outcome)
 
     def _trace_failures(self, prepared: PreparedSync, deliveries: Deliveries) -> None:
         """Find the rows of the messages that failed, by building the messages again."""

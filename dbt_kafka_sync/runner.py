@@ -11,20 +11,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dbt_kafka_sync.config.kafka import DEFAULT_MEMORY_LIMIT, KafkaTarget
+from dbt_kafka_sync.config.kafka import KafkaTarget
 from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, select_models, synced_models
 from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
 from dbt_kafka_sync.dbt.project import load_dbt_project
-from dbt_kafka_sync.errors import SyncError, WarehouseError
+from dbt_kafka_sync.errors import StateError, SyncError, WarehouseError
 from dbt_kafka_sync.job import JobContext, SyncJob
 from dbt_kafka_sync.messages.templating import TemplateLoader
-from dbt_kafka_sync.session import duckdb_session
 from dbt_kafka_sync.sources import open_source
 from dbt_kafka_sync.sources.base import Source
 from dbt_kafka_sync.state.base import StateStore
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
-from dbt_kafka_sync.state.local import LocalStore
-from dbt_kafka_sync.state.local_file import open_state
+from dbt_kafka_sync.state.location import StateLocation, open_store
 
 if TYPE_CHECKING:
     from dbt_kafka_sync.kafka.producer import Publisher
@@ -52,7 +50,7 @@ class RunContext:
     target_name: str
     kafka: KafkaTarget
     source: Source
-    state_path: Path
+    state: StateLocation
     project_dir: Path
 
     def job_context(
@@ -104,9 +102,14 @@ def load_context(options: RunOptions) -> RunContext:
         target_name=target_name,
         kafka=kafka,
         source=open_source(output, project_dir),
-        state_path=_absolute(options.state_path or Path(kafka.state_path), project_dir),
+        state=_state_location(options, kafka, project_dir),
         project_dir=project_dir,
     )
+
+
+def _state_location(options: RunOptions, kafka: KafkaTarget, project_dir: Path) -> StateLocation:
+    path = _absolute(options.state_path or Path(kafka.state_path), project_dir)
+    return StateLocation(kafka.state, path, kafka.memory_limit)
 
 
 def _absolute(path: Path, project_dir: Path) -> Path:
@@ -116,19 +119,6 @@ def _absolute(path: Path, project_dir: Path) -> Path:
 def new_run_id() -> str:
     """A sortable, readable run id: UTC time plus a random suffix."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-
-
-@contextmanager
-def open_store(
-    path: Path,
-    read_only: bool,
-    source: Source | None = None,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
-) -> Iterator[StateStore]:
-    """The run's DuckDB session with the state store attached."""
-    with duckdb_session(memory_limit) as connection:
-        attached = open_state(connection, path, read_only)
-        yield LocalStore(connection, source, attached)
 
 
 def run(context: RunContext, full_refresh: bool = False) -> RunReport:
@@ -145,7 +135,7 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     context.source.open()
     with (
         closing(context.source),
-        open_store(context.state_path, False, context.source, context.kafka.memory_limit) as store,
+        open_store(context.state, False, context.source, report.run_id) as store,
     ):
         store.begin_run(report.run_id, "run", context.target_name)
         try:
@@ -168,7 +158,7 @@ def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
     report = RunReport("plan")
     with (
         closing(context.source),
-        open_store(context.state_path, True, context.source, context.kafka.memory_limit) as store,
+        open_store(context.state, True, context.source) as store,
     ):
         context.source.open()
         jobs = context.job_context(store, None, "plan", full_refresh)
@@ -193,32 +183,112 @@ def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport)
             report.results.append(outcome)
 
 
-def state_path_of(options: RunOptions) -> Path:
-    """The state file, without reading the manifest (history works before `dbt parse`)."""
-    return _target_and_state(options)[1]
+@dataclass(frozen=True)
+class _History:
+    """What `runs`, `show` and `reset` need: no manifest (they work before `dbt parse`)."""
+
+    target_name: str
+    state: StateLocation
+    source: Source | None  # the warehouse's connection, for a state kept there
+
+
+def _history(options: RunOptions) -> _History:
+    project_dir = options.project_dir.resolve()
+    profiles_path = find_profiles_file(options.profiles_dir, project_dir)
+    profiles = load_profiles(profiles_path)
+    target_name, kafka = kafka_target(profiles, options.target, profiles_path)
+    state = _state_location(options, kafka, project_dir)
+    source = None
+    if state.in_warehouse:
+        project = load_dbt_project(project_dir)
+        output = dbt_output(profiles, project.profile, options.dbt_target, profiles_path)
+        source = open_source(output, project_dir)
+    return _History(target_name, state, source)
+
+
+@contextmanager
+def _history_store(found: _History, read_only: bool, owner: str = "") -> Iterator[StateStore]:
+    try:
+        with open_store(found.state, read_only, found.source, owner) as store:
+            yield store
+    finally:  # after the store let its lease go, over this connection
+        if found.source is not None:
+            found.source.close()
 
 
 def reset(options: RunOptions, model: str) -> list[str]:
     """Forget the snapshots of a model's syncs for the chosen Kafka target."""
-    target_name, state_path = _target_and_state(options)
-    with open_store(state_path, read_only=False) as store:
-        return store.forget_syncs(model, target_name)
-
-
-def _target_and_state(options: RunOptions) -> tuple[str, Path]:
-    project_dir = options.project_dir.resolve()
-    profiles_path = find_profiles_file(options.profiles_dir, project_dir)
-    target_name, kafka = kafka_target(load_profiles(profiles_path), options.target, profiles_path)
-    return target_name, _absolute(options.state_path or Path(kafka.state_path), project_dir)
+    found = _history(options)
+    with _history_store(found, read_only=False, owner=f"reset-{new_run_id()}") as store:
+        return store.forget_syncs(model, found.target_name)
 
 
 def recent_runs(options: RunOptions, limit: int) -> list[RunSummary]:
     """The latest runs of the state store, newest first."""
-    with open_store(state_path_of(options), read_only=True) as store:
+    with _history_store(_history(options), read_only=True) as store:
         return store.recent_runs(limit)
 
 
 def run_details(options: RunOptions, run_id: str, max_rows: int) -> RunDetails | None:
     """One run of the state store with its syncs and failed rows; None for an unknown run."""
-    with open_store(state_path_of(options), read_only=True) as store:
+    with _history_store(_history(options), read_only=True) as store:
         return store.run_details(run_id, max_rows)
+
+
+@dataclass(frozen=True)
+class CopiedSync:
+    """What copy_state did with one sync: `copied`, `skipped` or `refused`, and why."""
+
+    model: str
+    sync: str
+    status: str
+    detail: str
+
+
+def copy_state(context: RunContext, to_warehouse: bool) -> list[CopiedSync]:
+    """Copy each sync's state from the local file to the warehouse schema, or back.
+
+    The target's snapshot becomes the model's current rows, less the changes the source
+    store has not published yet, so its next run publishes exactly what the source store's
+    next run would have: nothing, after a run that delivered everything.
+    """
+    from dbt_kafka_sync.state.location import open_both
+
+    if to_warehouse and not context.state.path.exists():
+        raise StateError(f"no local state at {context.state.path}: nothing to copy")
+    owner = f"copy-state-{new_run_id()}"
+    copied: list[CopiedSync] = []
+    with closing(context.source), open_both(context.state, context.source, owner) as both:
+        origin: StateStore = both.local if to_warehouse else both.warehouse
+        target: StateStore = both.warehouse if to_warehouse else both.local
+        jobs = context.job_context(origin, None, "copy-state", full_refresh=False)
+        for model in context.models:
+            for sync in model.syncs:
+                copied.append(_copy_sync(SyncJob(jobs, model, sync), target))
+    return copied
+
+
+def _copy_sync(job: SyncJob, target: StateStore) -> CopiedSync:
+    def result(status: str, detail: str) -> CopiedSync:
+        return CopiedSync(job.model.name, job.sync.name, status, detail)
+
+    target_id = target.sync_id(job.context.target, job.model, job.sync.name)
+    if target.has_sync(target_id):
+        return result("skipped", "the target has a state of it already; left as it is")
+    try:
+        prepared = job.prepare()
+    except SyncError as exc:
+        return result("refused", exc.render())
+    found = prepared.found
+    if found.record is None:
+        return result("skipped", "never synced: its first run follows initial_sync")
+    if found.counts.removed:
+        return result(
+            "refused",
+            f"{found.counts.removed} removed row(s) are not published yet, and only this"
+            " state still knows them: run dbt-kafka-sync first, then copy",
+        )
+    identity = job.identity(found.record.fingerprint, target.hash_version, target_id)
+    target.adopt(prepared.request, identity)
+    pending = found.counts.added + found.counts.changed
+    return result("copied", f"{pending} change(s) not published yet stay pending")

@@ -22,17 +22,22 @@ class DiffInput:
         primary_key: the primary key columns.
         columns: stored column -> DuckDB type (primary key included).
         compare_columns: the columns whose change makes a row `changed`.
+        numbered: the changes carry their sequence numbers in SEQ_COLUMN (given by a
+            diff that ran elsewhere) instead of being numbered by their row id.
     """
 
     relation: str
     primary_key: list[str]
     columns: dict[str, str]
     compare_columns: list[str]
+    numbered: bool = False
 
     @property
     def seq(self) -> str:
         """The column of CHANGES holding each change's sequence number."""
-        return SEQ_COLUMN if any(c.lower() == ROW_ID for c in self.columns) else ROW_ID
+        if self.numbered or any(c.lower() == ROW_ID for c in self.columns):
+            return SEQ_COLUMN
+        return ROW_ID
 
     def row_hash(self) -> str:
         """Return SQL hashing the compared columns of a current row."""

@@ -253,6 +253,27 @@ def reset_command(options: Any, model: str, yes: bool) -> None:
         click.echo(f"reset {identity}")
 
 
+@main.command("copy-state")
+@_project_options
+@_select_option
+@click.option(
+    "--to",
+    "destination",
+    type=click.Choice(["warehouse", "local"]),
+    required=True,
+    help="Where the state goes: from the local file to the warehouse schema, or back.",
+)
+@_handle_errors
+def copy_state_command(options: Any, destination: str) -> None:
+    """Copy the state between the local file and the warehouse; nothing is sent again."""
+    from dbt_kafka_sync.runner import copy_state, load_context
+
+    copied = copy_state(load_context(options), to_warehouse=destination == "warehouse")
+    output.print_copied(copied)
+    if any(item.status == "refused" for item in copied):
+        sys.exit(EXIT_FAILED)
+
+
 @main.command("debug")
 @_project_options
 @_select_option

@@ -9,7 +9,7 @@ import click
 import yaml
 
 if TYPE_CHECKING:
-    from dbt_kafka_sync.runner import RunReport
+    from dbt_kafka_sync.runner import CopiedSync, RunReport
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
 
 MAX_PRINTED_FAILURES = 10
@@ -126,3 +126,11 @@ def print_check(check: Any) -> None:
     """One line of `debug`: OK or FAIL, what was checked and what was found."""
     status, colour = ("OK  ", "green") if check.ok else ("FAIL", "red")
     click.secho(f"{status} {check.name}: {check.detail}", fg=colour)
+
+
+def print_copied(copied: Sequence[CopiedSync]) -> None:
+    """One line per sync of copy-state."""
+    if not copied:
+        click.echo("no model has a kafka_sync block: nothing to copy")
+    for item in copied:
+        click.echo(f"{item.status.upper():8} {item.model} [{item.sync}]: {item.detail}")

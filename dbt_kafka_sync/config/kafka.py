@@ -92,6 +92,27 @@ _UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 MIN_MEMORY_BYTES = 64 * 10**6
 
 
+STATE_SCHEMA_SUFFIX = "_kafka_sync"  # the default state schema: the dbt target's schema + this
+DEFAULT_LEASE_SECONDS = 120
+
+
+class LocalState(_Strict):
+    """The state in a DuckDB file beside the project (`state_path`)."""
+
+    type: Literal["local"] = "local"
+
+
+class WarehouseState(_Strict):
+    """The state in a bookkeeping schema of the warehouse the dbt target points at."""
+
+    type: Literal["warehouse"]
+    # Default: the dbt target's schema + STATE_SCHEMA_SUFFIX, so that targets that build
+    # into schemas of their own (dev, CI, prod) keep states of their own.
+    schema_name: str | None = Field(None, alias="schema", min_length=1)
+    # How long a run's lock outlives its last renewal (renewed every third of it).
+    lease_seconds: int = Field(DEFAULT_LEASE_SECONDS, ge=3)
+
+
 class KafkaTarget(BaseModel):
     """One output of the `kafka_sync` profile: how to reach the brokers."""
 
@@ -103,6 +124,7 @@ class KafkaTarget(BaseModel):
     tls: TlsConfig | None = None
     producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
     state_path: str = DEFAULT_STATE_PATH
+    state: LocalState | WarehouseState = Field(default_factory=LocalState, discriminator="type")
     # DuckDB's memory for change detection; beyond it DuckDB spills to a temporary folder.
     memory_limit: str = DEFAULT_MEMORY_LIMIT
 

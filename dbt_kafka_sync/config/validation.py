@@ -15,7 +15,8 @@ def describe_validation_error(exc: ValidationError, schema: type[BaseModel], pre
 
 
 def _describe(error: ErrorDetails, schema: type[BaseModel], prefix: str) -> str:
-    path = ".".join(str(part) for part in (prefix, *error["loc"]) if not _is_type_tag(part))
+    *parents, last = [str(part) for part in error["loc"] if not _is_type_tag(part)] or [""]
+    path = ".".join(part for part in (prefix, *_model_at(schema, parents)[1], last) if part)
     if error["type"] == "extra_forbidden":
         return _describe_unknown_key(error, schema, prefix)
     if error["type"] == "missing":
@@ -25,32 +26,48 @@ def _describe(error: ErrorDetails, schema: type[BaseModel], prefix: str) -> str:
 
 def _describe_unknown_key(error: ErrorDetails, schema: type[BaseModel], prefix: str) -> str:
     *parents, key = [str(part) for part in error["loc"]]
-    allowed = _allowed_keys(schema, parents)
-    text = f"unknown key '{key}' in {'.'.join([prefix, *parents])}"
+    model, shown = _model_at(schema, parents)
+    allowed = [field.alias or name for name, field in model.model_fields.items()]
+    text = f"unknown key '{key}' in {'.'.join([prefix, *shown])}"
     close = difflib.get_close_matches(key, allowed, n=1)
     if close:
         text += f" (did you mean '{close[0]}'?)"
     return text + f"; allowed keys: {', '.join(allowed)}"
 
 
-def _allowed_keys(schema: type[BaseModel], parents: list[str]) -> list[str]:
-    """Walk nested config models along the error's path to list the keys allowed there."""
+def _model_at(schema: type[BaseModel], parents: list[str]) -> tuple[type[BaseModel], list[str]]:
+    """Walk nested config models along the error's path.
+
+    Returns:
+        The model there, and the path as the user wrote it (without the tags pydantic
+        adds for a discriminated union's member, such as `warehouse` in `state`).
+    """
     current: type[BaseModel] = schema
+    shown: list[str] = []
+    members: list[type[BaseModel]] = []
     for part in parents:
-        field = current.model_fields.get(part)
-        nested = _nested_model(field.annotation) if field else None
-        if nested is None:
+        tagged = [m for m in members if part in _type_tags(m)]
+        if tagged:  # the tag of a discriminated union's member (e.g. state.warehouse)
+            current, members = tagged[0], []
+            continue
+        shown.append(part)
+        by_alias = {f.alias: f for f in current.model_fields.values() if f.alias}
+        field = current.model_fields.get(part) or by_alias.get(part)
+        members = _nested_models(field.annotation) if field else []
+        if not members:
             break
-        current = nested
-    return list(current.model_fields)
+        current = members[0]
+    return current, shown
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
     candidates = getattr(annotation, "__args__", None) or (annotation,)
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
+    return [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+
+
+def _type_tags(model: type[BaseModel]) -> tuple[Any, ...]:
+    field = model.model_fields.get("type")
+    return getattr(field.annotation, "__args__", ()) if field else ()
 
 
 def _is_type_tag(part: object) -> bool:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.errors import WarehouseError, quote_list
 from dbt_kafka_sync.session import RESERVED_DATABASES
-from dbt_kafka_sync.sources.base import SourceColumn
+from dbt_kafka_sync.sources.base import SourceColumn, Warehouse
 from dbt_kafka_sync.sql import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ class DuckDBSource:
 
     def __init__(self, output: dict[str, Any], project_dir: Path) -> None:
         self.project_dir = project_dir
+        self.target_schema = str(output.get("schema") or "main")
         main = self._file(str(output.get("path") or ":memory:"), "path")
         self.default_database = main.stem
         # dbt-duckdb can attach more databases (`attach:`); a model may live in any of them.
@@ -43,7 +44,7 @@ class DuckDBSource:
         self, connection: duckdb.DuckDBPyConnection, model: SyncedModel
     ) -> list[SourceColumn]:
         """The model's columns with their DuckDB types."""
-        types = describe_columns(connection, self._attached_relation(connection, model))
+        types = describe_columns(connection, self.attached_relation(connection, model))
         return [SourceColumn(name, kind, kind) for name, kind in types.items()]
 
     def relation(
@@ -53,7 +54,7 @@ class DuckDBSource:
         columns: list[SourceColumn],
     ) -> str:
         """The attached relation itself: the diff reads the columns it needs from it."""
-        return self._attached_relation(connection, model)
+        return self.attached_relation(connection, model)
 
     def open(self) -> None:
         """Nothing to connect to: each file is attached when a model of it is read."""
@@ -61,7 +62,16 @@ class DuckDBSource:
     def close(self) -> None:
         """Nothing to release: the files are attached to the session, closed with it."""
 
-    def _attached_relation(self, connection: duckdb.DuckDBPyConnection, model: SyncedModel) -> str:
+    def warehouse(self, session: duckdb.DuckDBPyConnection, read_only: bool) -> Warehouse:
+        """The profile's database file, attached (read-write unless read_only) for the state."""
+        from dbt_kafka_sync.sources.duckdb_warehouse import DuckDBWarehouse
+
+        database = self.default_database
+        return DuckDBWarehouse(
+            session, database, self.files[database], self.attached_relation, read_only
+        )
+
+    def attached_relation(self, connection: duckdb.DuckDBPyConnection, model: SyncedModel) -> str:
         """Return the model's relation as a qualified name, checking that it exists."""
         database = model.database or self.default_database
         self._attach(connection, database, model)

@@ -73,6 +73,10 @@ class StateStore(Protocol):
     hash_version: str  # how this store hashes rows; recorded with each snapshot
     session: duckdb.DuckDBPyConnection  # the run's session, where the changes end up
 
+    def sync_id(self, target: str, model: SyncedModel, sync_name: str) -> str:
+        """Identify a sync in this store."""
+        ...
+
     def find_changes(self, request: ChangeRequest) -> FoundChanges:
         """Compare the model with the snapshot; fill the session's table of changes.
 
@@ -97,6 +101,24 @@ class StateStore(Protocol):
 
     def record_outcome(self, run_id: str, sync_id: str, outcome: SyncOutcome) -> None:
         """Record the outcome of a sync that committed nothing."""
+        ...
+
+    def describe(self) -> str:
+        """Where the state is and what it holds, for `debug`."""
+        ...
+
+    def has_sync(self, sync_id: str) -> bool:
+        """Tell whether the store has a snapshot of the sync."""
+        ...
+
+    def adopt(self, request: ChangeRequest, identity: SyncIdentity) -> None:
+        """Take a sync over from another store, in one transaction.
+
+        The snapshot becomes the model's current rows, less what the other store had not
+        published yet (in the session's table of changes): an `added` row is left out and
+        a `changed` one marked to be sent, so the next run sends what the other store's
+        next run would have sent.
+        """
         ...
 
     def begin_run(self, run_id: str, command: str, target: str) -> None:

@@ -5,24 +5,32 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from dbt_kafka_sync.changes.diff import compute_changes
+from dbt_kafka_sync.changes.diff import CHANGES, EVENT, compute_changes
+from dbt_kafka_sync.changes.hashing import PENDING, ROW_HASH
 from dbt_kafka_sync.changes.keys import null_key_rows
-from dbt_kafka_sync.state import history
+from dbt_kafka_sync.sql import quote_identifier
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.local_file import has_state, local_bookkeeping
-from dbt_kafka_sync.state.snapshot import commit, snapshot_view
-from dbt_kafka_sync.state.store import forget_syncs, load_sync
+from dbt_kafka_sync.state.records import BookkeepingStore
+from dbt_kafka_sync.state.snapshot import commit, qualified, snapshot_view
+from dbt_kafka_sync.state.store import (
+    load_sync,
+    save_sync,
+    snapshot_name,
+    sync_id,
+)
 
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
+    from dbt_kafka_sync.dbt.manifest import SyncedModel
     from dbt_kafka_sync.sources.base import Source
-    from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
+    from dbt_kafka_sync.state.history import SyncOutcome
     from dbt_kafka_sync.state.store import SyncIdentity
 
 
-class LocalStore:
+class LocalStore(BookkeepingStore):
     """Snapshots and history in the DuckDB file attached to the session (or none yet)."""
 
     def __init__(
@@ -37,7 +45,12 @@ class LocalStore:
         # DuckDB's hash() may change between versions: the snapshot notes which one hashed it.
         self.hash_version = str(duckdb.__version__)
 
-    def _initialised(self) -> bool:
+    def sync_id(self, target: str, model: SyncedModel, sync_name: str) -> str:
+        """One snapshot per Kafka target, model and sync name (the file is the project's)."""
+        return sync_id(target, model.unique_id, sync_name)
+
+    def initialised(self) -> bool:
+        """Tell whether a state file is attached and initialised."""
         return self.attached and has_state(self.session)
 
     def find_changes(self, request: ChangeRequest) -> FoundChanges:
@@ -47,7 +60,7 @@ class LocalStore:
         relation = self.source.relation(self.session, model, request.read)
         diff = replace(request.diff, relation=relation)
         rejected, examples = null_key_rows(self.session, diff)
-        record = load_sync(self.book, request.sync_id) if self._initialised() else None
+        record = load_sync(self.book, request.sync_id) if self.initialised() else None
         view = snapshot_view(model.name, diff, record, self.hash_version) if record else None
         counts = compute_changes(
             self.session,
@@ -80,28 +93,32 @@ class LocalStore:
             outcome,
         )
 
-    def record_outcome(self, run_id: str, sync_id: str, outcome: SyncOutcome) -> None:
-        """Record the outcome of a sync that committed nothing."""
-        history.record_outcome(self.book, run_id, sync_id, outcome)
+    def describe(self) -> str:
+        """The file and how many syncs it remembers."""
+        count = self.synced_count()
+        if count is None:
+            return "local file: none yet (the first run creates it)"
+        return f"local file: {count} sync(s) recorded"
 
-    def begin_run(self, run_id: str, command: str, target: str) -> None:
-        """Record a run as started."""
-        history.begin_run(self.book, run_id, command, target)
-
-    def finish_run(self, run_id: str, status: str, error: str | None) -> None:
-        """Record how a run ended."""
-        history.finish_run(self.book, run_id, status, error)
-
-    def recent_runs(self, limit: int) -> list[RunSummary]:
-        """The latest runs, newest first."""
-        return history.recent_runs(self.book, limit) if self._initialised() else []
-
-    def run_details(self, run_id: str, max_rows: int) -> RunDetails | None:
-        """One run with its syncs and failed rows; None for an unknown run."""
-        if not self._initialised():
-            return None
-        return history.run_details(self.book, run_id, max_rows)
-
-    def forget_syncs(self, model: str, target: str) -> list[str]:
-        """Drop the snapshots of a model's syncs; return their ids."""
-        return forget_syncs(self.book, model, target) if self._initialised() else []
+    def adopt(self, request: ChangeRequest, identity: SyncIdentity) -> None:
+        """Read the model into the session; its rows, less the pending ones, become the snapshot."""
+        assert self.source is not None
+        relation = self.source.relation(self.session, request.model, request.read)
+        diff = replace(request.diff, relation=relation)
+        table = snapshot_name(identity.sync_id)
+        columns = ", ".join(f"c.{quote_identifier(c)}" for c in diff.columns)
+        keys = ", ".join(quote_identifier(c) for c in diff.primary_key)
+        with self.book.transaction():
+            self.session.execute(
+                f"""
+                CREATE TABLE {qualified(table)} AS
+                SELECT {columns},
+                       CASE WHEN p.{EVENT} = 'changed' THEN {PENDING} ELSE c.{ROW_HASH} END
+                         AS {ROW_HASH}
+                FROM (SELECT *, {diff.row_hash()} AS {ROW_HASH} FROM {relation}
+                      WHERE {diff.key_not_null()}) c
+                LEFT JOIN (SELECT {keys}, {EVENT} FROM {CHANGES}) p ON {diff.key_join("c", "p")}
+                WHERE p.{EVENT} IS NULL OR p.{EVENT} = 'changed'
+                """
+            )
+            save_sync(self.book, identity, table, diff)

@@ -55,7 +55,7 @@ def snapshot_view(
         SyncError: when the primary key or its types changed; the snapshot's rows
             could not be matched to the model's any more.
     """
-    _check_same_key(model, diff, record)
+    check_same_key(model, diff, record)
     table = qualified(record.snapshot_table)
     changed_types = [
         c for c in diff.columns if c in record.columns and record.columns[c] != diff.columns[c]
@@ -97,7 +97,8 @@ def qualified(table: str) -> str:
     return f"{ALIAS}.main.{quote_identifier(table)}"
 
 
-def _check_same_key(model: str, diff: DiffInput, record: SyncRecord) -> None:
+def check_same_key(model: str, diff: DiffInput, record: SyncRecord) -> None:
+    """Refuse a snapshot whose primary key (names or types) is not the model's any more."""
     before = {c: record.columns.get(c) for c in record.primary_key}
     now = {c: diff.columns[c] for c in diff.primary_key}
     if before != now:
@@ -140,7 +141,7 @@ def commit(
         with book.transaction():
             _shape_table(connection, diff, view, table)
             _apply_changes(connection, diff, qualified(table))
-            save_sync(book, identity, table, diff.primary_key, diff.columns, diff.compare_columns)
+            save_sync(book, identity, table, diff)
             record_outcome(book, run_id, identity.sync_id, outcome)
     finally:
         connection.unregister("dks_failed")

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from dbt_kafka_sync.changes.input import DiffInput
 from dbt_kafka_sync.state.tables import Bookkeeping
 
 
@@ -72,12 +73,7 @@ def load_sync(book: Bookkeeping, sync: str) -> SyncRecord | None:
 
 
 def save_sync(
-    book: Bookkeeping,
-    identity: SyncIdentity,
-    snapshot_table: str,
-    primary_key: list[str],
-    columns: dict[str, str],
-    compare_columns: list[str],
+    book: Bookkeeping, identity: SyncIdentity, snapshot_table: str, diff: DiffInput
 ) -> None:
     """Write a sync's record (inside the commit's transaction)."""
     syncs = book.table("syncs")
@@ -95,9 +91,9 @@ def save_sync(
             identity.sync_name,
             identity.topic,
             snapshot_table,
-            json.dumps(primary_key),
-            json.dumps(columns),
-            json.dumps(compare_columns),
+            json.dumps(diff.primary_key),
+            json.dumps(diff.columns),
+            json.dumps(diff.compare_columns),
             identity.fingerprint,
             identity.hash_version,
             version,

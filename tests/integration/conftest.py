@@ -14,7 +14,7 @@ from pathlib import Path
 import local_servers.kafka as local_kafka
 import local_servers.postgres as local_postgres
 import pytest
-from harness import Kafka, Project, copy_example, postgres_env
+from harness import TEST_LEASE_SECONDS, Kafka, Project, copy_example, postgres_env
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -49,10 +49,16 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_postgre
 
 @pytest.fixture
 def project(request: pytest.FixtureRequest, tmp_path: Path, kafka: Kafka) -> Project:
-    """A fresh copy of the example project for one test, on DuckDB unless parametrized."""
-    engine = getattr(request, "param", "duckdb")
+    """A fresh copy of the example project for one test, on DuckDB unless parametrized.
+
+    A parameter "<engine>+warehouse" keeps the state in the warehouse.
+    """
+    engine, _, state = getattr(request, "param", "duckdb").partition("+")
     engine_env = postgres_env(request.getfixturevalue("postgres")) if engine == "postgres" else {}
-    return copy_example(tmp_path / "project", kafka, engine_env)
+    project = copy_example(tmp_path / "project", kafka, engine_env)
+    if state == "warehouse":
+        project.use_state({"type": "warehouse", "lease_seconds": TEST_LEASE_SECONDS})
+    return project
 
 
 @pytest.fixture(scope="module")

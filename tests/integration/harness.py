@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,11 @@ EXAMPLE_PROJECT = REPO / "integration_tests"
 # The warehouses the example project is built on; tests parametrize `project` with them.
 ENGINES = ["duckdb", "postgres"]
 on_both_engines = pytest.mark.parametrize("project", ENGINES, indirect=True)
+# The same, with the state kept in the warehouse ("<engine>+warehouse").
+WAREHOUSE_STATE = ["duckdb+warehouse", "postgres+warehouse"]
+on_warehouse_state = pytest.mark.parametrize("project", WAREHOUSE_STATE, indirect=True)
+# A short lease, so that tests of a killed run need not wait long for it to expire.
+TEST_LEASE_SECONDS = 6
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,13 @@ class Project:
         profiles["kafka_sync"]["outputs"][name] = dict(output)
         path.write_text(yaml.safe_dump(profiles, sort_keys=False))
 
+    def use_state(self, state: Mapping[str, object]) -> None:
+        """Set the kafka_sync profile's `state` block (e.g. {"type": "warehouse"})."""
+        path = self.path / "profiles.yml"
+        profiles = yaml.safe_load(path.read_text())
+        profiles["kafka_sync"]["outputs"]["dev"]["state"] = dict(state)
+        path.write_text(yaml.safe_dump(profiles, sort_keys=False))
+
     def set_producer(self, settings: Mapping[str, object]) -> None:
         """Extra librdkafka settings in the kafka_sync profile (replacing earlier ones)."""
         path = self.path / "profiles.yml"
@@ -128,6 +141,38 @@ class Project:
         schema = yaml.safe_load(path.read_text())
         edit(schema)
         path.write_text(yaml.safe_dump(schema, sort_keys=False))
+
+
+RUN_ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}")  # the run id in template messages
+Message = tuple[str, str, str | None, str | None, tuple[tuple[str, str], ...]]
+
+
+def change_seeds(project: Project) -> None:
+    """One change, one removal and one addition in each seed, as a day of transforms would."""
+    customers = [dict(row) for row in project.read_seed("raw_customers") if row["id"] != "4"]
+    customers[1]["email"] = "grace@navy.mil"
+    customers.append({**customers[0], "id": "6", "full_name": "New Person", "balance": "1.5"})
+    project.write_seed("raw_customers", customers)
+    orders = [dict(row) for row in project.read_seed("raw_orders") if row["customer_id"] != "3"]
+    orders[1]["amount"] = "7.50"
+    orders.append({**orders[0], "customer_id": "2", "order_number": "2", "status": "placed"})
+    project.write_seed("raw_orders", orders)
+    project.rebuild()
+
+
+def published(project: Project, kafka: Kafka, seen: dict[str, int]) -> list[Message]:
+    """What the last run added to every topic of the example, in a comparable order."""
+    messages: list[Message] = []
+    for topic in TOPICS:
+        records = kafka.consume_all(project.prefix + topic)
+        for record in records[seen.get(topic, 0) :]:
+            value = RUN_ID.sub("<run>", record.value) if record.value else record.value
+            headers = tuple(sorted(record.headers.items()))
+            messages.append(
+                (topic, record.headers.get("dbt-kafka-sync-event", ""), record.key, value, headers)
+            )
+        seen[topic] = len(records)
+    return sorted(messages, key=repr)
 
 
 def run_checked(command: list[str], project: Project) -> subprocess.CompletedProcess[str]:

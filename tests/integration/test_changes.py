@@ -6,9 +6,11 @@ import json
 import subprocess
 from typing import Any
 
-from harness import Kafka, Project, on_both_engines
+import pytest
+from harness import ENGINES, WAREHOUSE_STATE, Kafka, Project
 
-pytestmark = on_both_engines
+# Each engine, with the state in a local file and in the warehouse: the same events.
+pytestmark = pytest.mark.parametrize("project", ENGINES + WAREHOUSE_STATE, indirect=True)
 
 EVENT_HEADER = "dbt-kafka-sync-event"
 

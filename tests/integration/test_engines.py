@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import local_servers.postgres as local_postgres
 import pytest
-from harness import ENGINES, TOPICS, Kafka, Project, copy_example, postgres_env
-
-RUN_ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}")  # the run id in template messages
-Message = tuple[str, str, str | None, str | None, tuple[tuple[str, str], ...]]
-
-
-def change_seeds(project: Project) -> None:
-    """One change, one removal and one addition in each seed, as a day of transforms would."""
-    customers = [dict(row) for row in project.read_seed("raw_customers") if row["id"] != "4"]
-    customers[1]["email"] = "grace@navy.mil"
-    customers.append({**customers[0], "id": "6", "full_name": "New Person", "balance": "1.5"})
-    project.write_seed("raw_customers", customers)
-    orders = [dict(row) for row in project.read_seed("raw_orders") if row["customer_id"] != "3"]
-    orders[1]["amount"] = "7.50"
-    orders.append({**orders[0], "customer_id": "2", "order_number": "2", "status": "placed"})
-    project.write_seed("raw_orders", orders)
-    project.rebuild()
-
-
-def published(project: Project, kafka: Kafka, seen: dict[str, int]) -> list[Message]:
-    """What the last run added to every topic of the example, in a comparable order."""
-    messages: list[Message] = []
-    for topic in TOPICS:
-        records = kafka.consume_all(project.prefix + topic)
-        for record in records[seen.get(topic, 0) :]:
-            value = RUN_ID.sub("<run>", record.value) if record.value else record.value
-            headers = tuple(sorted(record.headers.items()))
-            messages.append(
-                (topic, record.headers.get("dbt-kafka-sync-event", ""), record.key, value, headers)
-            )
-        seen[topic] = len(records)
-    return sorted(messages, key=repr)
+from harness import (
+    ENGINES,
+    Kafka,
+    Message,
+    Project,
+    change_seeds,
+    copy_example,
+    postgres_env,
+    published,
+)
 
 
 def three_runs(project: Project, kafka: Kafka) -> list[list[Message]]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import local_servers.kafka as local_kafka
 import pytest
-from harness import Kafka, Project, on_both_engines
+from harness import ENGINES, WAREHOUSE_STATE, Kafka, Project, on_both_engines
 
 ROWS = 20_000
 BIG_MODEL = f"""
@@ -79,7 +79,7 @@ def test_killed_run_then_rerun_loses_nothing(project: Project, kafka: Kafka) -> 
     assert re.search(r"interrupted", history.stdout), history.stdout
 
 
-@on_both_engines
+@pytest.mark.parametrize("project", ENGINES + WAREHOUSE_STATE, indirect=True)
 def test_failed_rows_are_resent_and_delivered_rows_are_not(project: Project, kafka: Kafka) -> None:
     rows = project.read_seed("raw_customers")
     rows[2]["full_name"] = "x" * 3000  # customer 3: too large for message.max.bytes below

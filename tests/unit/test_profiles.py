@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dbt_kafka_sync.config.kafka import WarehouseState
 from dbt_kafka_sync.dbt.profiles import find_profiles_file, kafka_target, render_env_vars
 from dbt_kafka_sync.errors import ProfileError
 
@@ -90,12 +91,39 @@ def test_only_the_chosen_output_is_rendered(monkeypatch: pytest.MonkeyPatch) -> 
             "'100KB' is too little for DuckDB: give it 64MB at least",
             id="memory_limit_too_small",
         ),
+        pytest.param(
+            {"bootstrap_servers": "x", "state": {"type": "warehouse", "schem": "s"}},
+            "unknown key 'schem' in kafka_sync.outputs.dev.state (did you mean 'schema'?);"
+            " allowed keys: type, schema, lease_seconds",
+            id="state_typo",
+        ),
+        pytest.param(
+            {"bootstrap_servers": "x", "state": {"type": "cloud"}},
+            "kafka_sync.outputs.dev.state: Input tag 'cloud' found using 'type' does not match"
+            " any of the expected tags: 'local', 'warehouse'",
+            id="state_type",
+        ),
+        pytest.param(
+            {"bootstrap_servers": "x", "state": {"type": "warehouse", "lease_seconds": 1}},
+            "kafka_sync.outputs.dev.state.lease_seconds: Input should be greater than or equal",
+            id="state_lease",
+        ),
     ],
 )
 def test_invalid_kafka_output(output: dict[str, object], expected: str) -> None:
     with pytest.raises(ProfileError) as raised:
         kafka_target(profiles(output), None, PATH)
     assert expected in raised.value.render()
+
+
+def test_state_is_local_unless_the_warehouse_is_chosen() -> None:
+    default = kafka_target(profiles({"bootstrap_servers": "x"}), None, PATH)[1]
+    chosen = profiles({"bootstrap_servers": "x", "state": {"type": "warehouse", "schema": "s"}})
+    warehouse = kafka_target(chosen, None, PATH)[1].state
+
+    assert default.state.type == "local"
+    assert isinstance(warehouse, WarehouseState)
+    assert (warehouse.schema_name, warehouse.lease_seconds) == ("s", 120)
 
 
 def test_memory_limit_defaults_to_one_gigabyte() -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from dbt_kafka_sync.errors import ConfigError, WarehouseError, quote_list
-from dbt_kafka_sync.sources.base import SourceColumn
+from dbt_kafka_sync.sources.base import SourceColumn, Warehouse
 from dbt_kafka_sync.sources.postgres.columns import (
     CATALOG_COLUMNS,
     CatalogColumn,
@@ -34,6 +34,12 @@ _RELATION_KIND = """
 SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = {schema} AND c.relname = {name}
 """
+_SESSION_SETTINGS = [
+    "SET TIME ZONE 'UTC'",
+    "SET DateStyle = 'ISO, MDY'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",  # the shortest text that reads back as the same float
+]
 # pg_class.relkind: table, partitioned table, view, materialized view.
 _READABLE_KINDS = {"r", "p", "v", "m"}
 
@@ -59,6 +65,7 @@ class PostgresSource:
 
     def __init__(self, output: dict[str, Any], project_dir: Path) -> None:
         self.settings = PostgresSettings.from_output(output)
+        self.target_schema = str(output.get("schema") or "public")
         self.project_dir = project_dir
         self._connection: Any = None
         self._planned: dict[str, _PlannedRead] = {}  # by model unique_id
@@ -81,24 +88,56 @@ class PostgresSource:
         columns: list[SourceColumn],
     ) -> str:
         """Stream these columns of every row into a table of the session; return its name."""
-        planned = self._planned[model.unique_id]
-        reads = [planned.reads[column.name] for column in columns]
-        relation = planned.relation.name
         # One snapshot for the checks and the read: what was checked is what is read.
         self._query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", model, rows=False)
         try:
-            if planned.relation.kind != "m":  # a `dbt run` replacing it now waits for the read
-                self._query(f"LOCK TABLE {relation} IN ACCESS SHARE MODE", model, rows=False)
-            oid = self._visible_oid(model, relation)
-            self._check_unchanged(model, relation, reads)
-            self._check_values(model, relation, reads)
-            self._copy(connection, model, relation, reads)
+            oid = self.lock_for_read(model)
+            relation = self._planned[model.unique_id].relation.name
+            names = [column.name for column in columns]
+            self.copy_query(connection, model, f"SELECT * FROM {relation}", names, [], SOURCE_TABLE)
             # A materialized view cannot be locked: make sure the name still meant it.
             if self._visible_oid(model, relation) != oid:
-                raise self._changed(model, [read.column.name for read in reads])
+                raise self._changed(model, names)
         finally:
-            self._end_transaction()
+            self.end_transaction()
         return SOURCE_TABLE
+
+    def lock_for_read(self, model: SyncedModel) -> int:
+        """In the read's transaction: hold the relation, check it and its columns are as planned.
+
+        Returns:
+            The relation's id, to check again after reading a materialized view.
+        """
+        planned = self._planned[model.unique_id]
+        relation = planned.relation.name
+        if planned.relation.kind != "m":  # a `dbt run` replacing it now waits for the read
+            self._query(f"LOCK TABLE {relation} IN ACCESS SHARE MODE", model, rows=False)
+        oid = self._visible_oid(model, relation)
+        self._check_unchanged(model, relation, list(planned.reads.values()))
+        return oid
+
+    def relation_name(self, model: SyncedModel) -> str:
+        """The quoted name of a model's relation, as columns() found it."""
+        return self._planned[model.unique_id].relation.name
+
+    def copy_query(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        model: SyncedModel,
+        query: str,
+        columns: list[str],
+        passthrough: list[str],
+        into: str,
+    ) -> None:
+        """Check, then copy a query's rows into a session table.
+
+        `columns` (model columns) are read as columns() planned; `passthrough` columns
+        (numbers, text) as they come.
+        """
+        reads = [self._planned[model.unique_id].reads[name] for name in columns]
+        rows = f"({query})"
+        self._check_values(model, rows, reads)
+        self._copy(connection, model, rows, reads, passthrough, into)
 
     def _visible_oid(self, model: SyncedModel, relation: str) -> int:
         """The relation's id, checking that this transaction's snapshot sees it.
@@ -126,25 +165,32 @@ class PostgresSource:
         self,
         connection: duckdb.DuckDBPyConnection,
         model: SyncedModel,
-        relation: str,
+        rows: str,
         reads: list[ColumnRead],
+        passthrough: list[str],
+        into: str,
     ) -> None:
-        select = ", ".join(f"{read.select} AS {read.quoted_name}" for read in reads)
-        loads = ", ".join(f"{read.load} AS {read.quoted_name}" for read in reads)
+        kept = [quote_identifier(name) for name in passthrough]
+        select = ", ".join(kept + [f"{read.select} AS {read.quoted_name}" for read in reads])
+        loads = ", ".join(kept + [f"{read.load} AS {read.quoted_name}" for read in reads])
         cursor = self._cursor()
         try:
             # Binary COPY under the hood (no bound parameters, which would turn it off),
             # streamed: DuckDB pulls one batch at a time and spills past its memory limit.
-            cursor.execute(f"SELECT {select} FROM {relation}")
+            cursor.execute(f"SELECT {select} FROM {rows} t")
             connection.register(ARROW_VIEW, cursor.fetch_record_batch())
             connection.execute(
-                f"CREATE OR REPLACE TEMP TABLE {SOURCE_TABLE} AS SELECT {loads} FROM {ARROW_VIEW}"
+                f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT {loads} FROM {ARROW_VIEW}"
             )
         except Exception as exc:
-            raise self._error(model, "reading the model", exc) from None
+            raise self.error(model, "reading the model", exc) from None
         finally:
             connection.unregister(ARROW_VIEW)
             cursor.close()
+
+    def end_transaction(self) -> None:
+        """Leave the read's transaction (nothing to commit)."""
+        self._end_transaction()
 
     def _end_transaction(self) -> None:
         # Read only: nothing to commit. A connection that broke has no transaction left.
@@ -198,7 +244,7 @@ class PostgresSource:
         if not checked:
             return
         flags = ", ".join(f"bool_or({problem.condition})" for _, problem in checked)
-        [found] = self._query(f"SELECT {flags} FROM {relation}", model)
+        [found] = self._query(f"SELECT {flags} FROM {relation} t", model)
         for (read, problem), bad in zip(checked, found, strict=True):
             if bad:
                 [(example,)] = self._query(
@@ -227,9 +273,19 @@ class PostgresSource:
         return [CatalogColumn(*row) for row in self._query(query, model)]
 
     def _cursor(self) -> Any:
+        return self.connection().cursor()
+
+    def connection(self) -> Any:
+        """The run's ADBC connection, opened on first use."""
         if self._connection is None:
-            self._connection = self._connect()
-        return self._connection.cursor()
+            self._connection = self.connect()
+        return self._connection
+
+    def warehouse(self, session: duckdb.DuckDBPyConnection, read_only: bool) -> Warehouse:
+        """This connection, for the state kept in a schema of the database."""
+        from dbt_kafka_sync.sources.postgres.warehouse import PostgresWarehouse
+
+        return PostgresWarehouse(self)
 
     def _query(
         self, sql: str, model: SyncedModel | None, rows: bool = True
@@ -240,11 +296,12 @@ class PostgresSource:
             cursor.execute(sql)
             return list(cursor.fetchall()) if rows else []
         except Exception as exc:
-            raise self._error(model, "a query", exc) from None
+            raise self.error(model, "a query", exc) from None
         finally:
             cursor.close()
 
-    def _connect(self) -> Any:
+    def connect(self) -> Any:
+        """A new ADBC connection with the session settings every read relies on."""
         try:
             import adbc_driver_postgresql.dbapi as adbc
         except ImportError:
@@ -263,7 +320,9 @@ class PostgresSource:
                 autocommit=True,
             )
             cursor = connection.cursor()
-            cursor.execute("SET TIME ZONE 'UTC'")
+            # Fixed text forms: the warehouse row hash hashes values' text.
+            for setting in _SESSION_SETTINGS:
+                cursor.execute(setting)
             if self.settings.role:
                 cursor.execute(f"SET ROLE {_role_name(self.settings.role)}")
             cursor.close()
@@ -277,7 +336,8 @@ class PostgresSource:
         log.debug("connected to %s", self.settings.describe())
         return connection
 
-    def _error(self, model: SyncedModel | None, what: str, exc: Exception) -> WarehouseError:
+    def error(self, model: SyncedModel | None, what: str, exc: Exception) -> WarehouseError:
+        """A driver error as a WarehouseError, password masked."""
         return WarehouseError(
             f"{what} on {self.settings.describe()} failed: {self._masked(exc)}",
             model=model.name if model else None,

@@ -1,0 +1,120 @@
+"""Where a project's state lives (the kafka_sync output's `state`), and opening it for a run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dbt_kafka_sync.config.kafka import (
+    DEFAULT_MEMORY_LIMIT,
+    STATE_SCHEMA_SUFFIX,
+    LocalState,
+    WarehouseState,
+)
+from dbt_kafka_sync.errors import ConfigError
+from dbt_kafka_sync.session import duckdb_session
+from dbt_kafka_sync.state.base import StateStore
+from dbt_kafka_sync.state.local import LocalStore
+from dbt_kafka_sync.state.local_file import open_state
+from dbt_kafka_sync.state.warehouse.store import WarehouseStore
+
+if TYPE_CHECKING:
+    from dbt_kafka_sync.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StateLocation:
+    """Where the state is: a local file, or a schema of the warehouse.
+
+    Attributes:
+        config: the output's `state` block.
+        path: the local state file (used when config is local).
+        memory_limit: the run session's DuckDB memory.
+    """
+
+    config: LocalState | WarehouseState
+    path: Path
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+
+    @property
+    def in_warehouse(self) -> bool:
+        """True when the state is kept in the warehouse."""
+        return isinstance(self.config, WarehouseState)
+
+    def describe(self) -> str:
+        """Where the state is, for messages."""
+        if isinstance(self.config, WarehouseState):
+            return "the warehouse state"
+        return f"the file {self.path}"
+
+
+def state_schema(config: WarehouseState, source: Source) -> str:
+    """The warehouse state's schema: the configured one, else the dbt target's + a suffix."""
+    return config.schema_name or source.target_schema + STATE_SCHEMA_SUFFIX
+
+
+@contextmanager
+def open_store(
+    location: StateLocation,
+    read_only: bool,
+    source: Source | None = None,
+    owner: str = "",
+) -> Iterator[StateStore]:
+    """A DuckDB session for the run with its state store; locked for `owner` unless read_only.
+
+    The warehouse needs the source (connected here). Read-only, nothing is created,
+    written or locked.
+    """
+    with duckdb_session(location.memory_limit) as session:
+        if not isinstance(location.config, WarehouseState):
+            yield LocalStore(session, source, open_state(session, location.path, read_only))
+            return
+        if source is None:
+            raise ConfigError("a warehouse state needs the dbt target's connection")
+        source.open()
+        schema = state_schema(location.config, source)
+        store = WarehouseStore(session, source.warehouse(session, read_only), schema, read_only)
+        if not read_only:
+            store.lock(owner, location.config.lease_seconds)
+        try:
+            yield store
+        finally:
+            try:
+                store.unlock()
+            except Exception:  # an error already on its way matters more; the lease expires
+                log.warning("could not release the lease on %s", location.describe(), exc_info=True)
+
+
+@dataclass(frozen=True)
+class BothStores:
+    """The local file and the warehouse schema, on one session: copying a state between them."""
+
+    local: LocalStore
+    warehouse: WarehouseStore
+
+
+@contextmanager
+def open_both(location: StateLocation, source: Source, owner: str) -> Iterator[BothStores]:
+    """Both stores, opened for writing; the warehouse's lease taken for `owner`.
+
+    The warehouse schema and lease are the profile's when its state is in the warehouse.
+    """
+    config = location.config
+    if not isinstance(config, WarehouseState):
+        config = WarehouseState.model_validate({"type": "warehouse"})
+    with duckdb_session(location.memory_limit) as session:
+        local = LocalStore(session, source, open_state(session, location.path, read_only=False))
+        source.open()
+        warehouse = source.warehouse(session, read_only=False)
+        store = WarehouseStore(session, warehouse, state_schema(config, source), read_only=False)
+        store.lock(owner, config.lease_seconds)
+        try:
+            yield BothStores(local, store)
+        finally:
+            store.unlock()

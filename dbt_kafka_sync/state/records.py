@@ -1,0 +1,59 @@
+"""What every StateStore does alike over its bookkeeping tables: history, records, reset."""
+
+from __future__ import annotations
+
+from dbt_kafka_sync.state import history
+from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
+from dbt_kafka_sync.state.store import forget_syncs, load_sync
+from dbt_kafka_sync.state.tables import Bookkeeping
+
+
+class BookkeepingStore:
+    """The half of a StateStore that only reads and writes the bookkeeping tables.
+
+    A subclass sets `book` and tells whether the tables exist yet (`initialised`); before
+    they do, the store reads as empty.
+    """
+
+    book: Bookkeeping
+
+    def initialised(self) -> bool:
+        """Tell whether the bookkeeping tables exist."""
+        raise NotImplementedError
+
+    def synced_count(self) -> int | None:
+        """How many syncs the store remembers; None when it does not exist yet."""
+        if not self.initialised():
+            return None
+        [row] = self.book.records(f"SELECT count(*) AS n FROM {self.book.table('syncs')}")
+        return int(row["n"])
+
+    def has_sync(self, sync_id: str) -> bool:
+        """Tell whether the store has a snapshot of the sync."""
+        return self.initialised() and load_sync(self.book, sync_id) is not None
+
+    def record_outcome(self, run_id: str, sync_id: str, outcome: SyncOutcome) -> None:
+        """Record the outcome of a sync that committed nothing."""
+        history.record_outcome(self.book, run_id, sync_id, outcome)
+
+    def begin_run(self, run_id: str, command: str, target: str) -> None:
+        """Record a run as started."""
+        history.begin_run(self.book, run_id, command, target)
+
+    def finish_run(self, run_id: str, status: str, error: str | None) -> None:
+        """Record how a run ended."""
+        history.finish_run(self.book, run_id, status, error)
+
+    def recent_runs(self, limit: int) -> list[RunSummary]:
+        """The latest runs, newest first."""
+        return history.recent_runs(self.book, limit) if self.initialised() else []
+
+    def run_details(self, run_id: str, max_rows: int) -> RunDetails | None:
+        """One run with its syncs and failed rows; None for an unknown run."""
+        if not self.initialised():
+            return None
+        return history.run_details(self.book, run_id, max_rows)
+
+    def forget_syncs(self, model: str, target: str) -> list[str]:
+        """Drop the snapshots of a model's syncs; return their ids."""
+        return forget_syncs(self.book, model, target) if self.initialised() else []

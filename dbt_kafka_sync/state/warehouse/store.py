@@ -1,0 +1,171 @@
+"""The warehouse backend of the StateStore: snapshots, history and lease in a schema of it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from dbt_kafka_sync.errors import StateError, WarehouseError
+from dbt_kafka_sync.state import history
+from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
+from dbt_kafka_sync.state.records import BookkeepingStore
+from dbt_kafka_sync.state.store import load_sync, save_sync, sync_id
+from dbt_kafka_sync.state.tables import SCHEMA_VERSION, Bookkeeping
+from dbt_kafka_sync.state.warehouse import diff as warehouse_diff
+from dbt_kafka_sync.state.warehouse import lease
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from dbt_kafka_sync.dbt.manifest import SyncedModel
+    from dbt_kafka_sync.sources.base import Warehouse
+    from dbt_kafka_sync.state.history import SyncOutcome
+    from dbt_kafka_sync.state.store import SyncIdentity
+
+
+class WarehouseStore(BookkeepingStore):
+    """The state in a bookkeeping schema; the diff runs in the warehouse.
+
+    Opened read-only (`plan`, `runs`, `show`), it creates and locks nothing, and a
+    schema that does not exist yet reads as an empty state.
+    """
+
+    def __init__(
+        self,
+        session: duckdb.DuckDBPyConnection,
+        warehouse: Warehouse,
+        schema: str,
+        read_only: bool,
+    ) -> None:
+        self.session = session
+        self.warehouse = warehouse
+        self.schema = schema
+        self.hash_version = warehouse.hash_version
+        self.book = Bookkeeping(warehouse, warehouse.schema(schema))
+        self.lease: lease.Lease | None = None
+        self._ready = self._prepare(read_only)
+
+    def _prepare(self, read_only: bool) -> bool:
+        """Create the schema and tables a writing run needs; tell whether a state exists."""
+        exists = self.warehouse.schema_exists(self.schema)
+        if read_only and not exists:
+            return False
+        if not exists:
+            self.warehouse.create_schema(self.schema)
+        if not read_only:
+            try:
+                self.book.create_tables({lease.TABLE: lease.COLUMNS})
+            except WarehouseError as exc:
+                raise StateError(
+                    f"cannot create the state tables in schema '{self.schema}': {exc.render()}",
+                    hint=f"grant the dbt user CREATE and USAGE on schema {self.schema}",
+                ) from None
+        try:
+            version = self.book.schema_version()
+        except WarehouseError:
+            if read_only:  # the schema exists but holds no state yet
+                return False
+            raise
+        if version is None and not read_only:
+            self.book.set_schema_version()
+        elif version is not None and version != SCHEMA_VERSION:
+            raise StateError(
+                f"the state in schema '{self.schema}' has version {version}; this version of"
+                f" dbt-kafka-sync reads version {SCHEMA_VERSION}",
+                hint="use the dbt-kafka-sync version that wrote it, or choose another schema",
+            )
+        return True
+
+    def initialised(self) -> bool:
+        """Tell whether the schema holds a state (a read-only store creates none)."""
+        return self._ready
+
+    def sync_id(self, target: str, model: SyncedModel, sync_name: str) -> str:
+        """One snapshot per Kafka target, model, sync name and relation.
+
+        A schema may be shared by projects and dbt targets: the relation tells apart the
+        same model built into two schemas (a developer's and CI's).
+        """
+        relation = ".".join(part or "" for part in (model.database, model.schema, model.identifier))
+        return f"{sync_id(target, model.unique_id, sync_name)}@{relation}"
+
+    def lock(self, owner: str, lease_seconds: int) -> None:
+        """Take the state's lease for this run (see lease.Lease)."""
+        self.lease = lease.Lease(
+            self.book, self.warehouse, owner, lease_seconds, f"schema '{self.schema}'"
+        )
+        self.lease.acquire()
+
+    def unlock(self) -> None:
+        """Give the lease up."""
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
+    def find_changes(self, request: ChangeRequest) -> FoundChanges:
+        """Diff in the warehouse; only the changed rows come into the session."""
+        warehouse, model = self.warehouse, request.model
+        relation = warehouse.relation(model)
+        record = load_sync(self.book, request.sync_id) if self.initialised() else None
+        view = None
+        if record is not None:
+            table = self.book.table(record.snapshot_table)
+            view = warehouse_diff.snapshot_view(warehouse, request, record, table)
+        snapshot = view.sql if view else warehouse_diff.empty_snapshot(warehouse, request)
+        diff = request.diff
+        with warehouse.consistent_read(model):
+            rows = warehouse_diff.count_model(warehouse, diff, relation)
+            examples = []
+            if rows.rejected:
+                examples = warehouse_diff.null_key_examples(warehouse, diff, relation)
+            warehouse_diff.find_changed_keys(warehouse, request, relation, snapshot)
+            if warehouse_diff.keys_may_repeat(warehouse, diff, rows.keyed, snapshot):
+                warehouse_diff.check_duplicate_keys(warehouse, request, relation)
+            warehouse_diff.build_work_table(warehouse, request, relation, snapshot)
+            counts = warehouse_diff.fetch_changes(warehouse, self.session, request, snapshot)
+        fetched = replace(diff, relation=warehouse_diff.FETCHED, numbered=True)
+        notes = view.notes if view else []
+        return FoundChanges(fetched, record, counts, rows.rejected, examples, notes, view)
+
+    def commit(
+        self,
+        found: FoundChanges,
+        failed: pa.Array,
+        identity: SyncIdentity,
+        run_id: str,
+        outcome: SyncOutcome,
+    ) -> None:
+        """Send the failed numbers up, then one warehouse transaction advances the snapshot."""
+        import pyarrow as pa
+
+        seqs = pa.table({"seq": failed.cast(pa.int64())})
+        self.warehouse.upload(self.session, seqs, warehouse_diff.FAILED)
+        diff = found.diff
+        with self.book.transaction():
+            if self.lease is not None:
+                self.lease.check()
+            table = warehouse_diff.advance_snapshot(
+                self.book, self.warehouse, diff, found.pending, found.record, identity.sync_id
+            )
+            save_sync(self.book, identity, table, diff)
+            history.record_outcome(self.book, run_id, identity.sync_id, outcome)
+
+    def describe(self) -> str:
+        """The schema and how many syncs it remembers."""
+        where, count = f"warehouse schema '{self.schema}'", self.synced_count()
+        if count is None:
+            return f"{where}: none yet (the first run creates it; see the README for privileges)"
+        return f"{where}: {count} sync(s) recorded"
+
+    def adopt(self, request: ChangeRequest, identity: SyncIdentity) -> None:
+        """The pending keys go up in bulk; the model's rows, less those, become the snapshot."""
+        warehouse_diff.upload_pending(self.warehouse, self.session, request.diff)
+        relation = self.warehouse.relation(request.model)
+        with self.book.transaction():
+            if self.lease is not None:
+                self.lease.check()
+            table = warehouse_diff.adopt_snapshot(
+                self.book, self.warehouse, request, relation, identity.sync_id
+            )
+            save_sync(self.book, identity, table, request.diff)
