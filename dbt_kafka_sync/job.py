@@ -16,6 +16,7 @@ from dbt_kafka_sync.kafka.progress import Progress
 from dbt_kafka_sync.messages import batch as message_batch
 from dbt_kafka_sync.messages.columns import (
     ChangeTable,
+    MessageColumns,
     message_columns,
     require_columns,
     required_columns,
@@ -25,7 +26,7 @@ from dbt_kafka_sync.messages.template_sql import template_sql
 from dbt_kafka_sync.sql import arrow_batches, events_list
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.history import MAX_RECORDED_ROWS, FailedRow, Sample, SyncOutcome
-from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, fingerprint
+from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, fingerprint, sync_id
 
 if TYPE_CHECKING:
     import duckdb
@@ -104,6 +105,15 @@ def message_fingerprint(sync: SyncConfig, template: MessageTemplate | None) -> s
 
 
 @dataclass(frozen=True)
+class _Plan:
+    """A sync checked against its model's columns: what to compare, how to build messages."""
+
+    request: ChangeRequest
+    messages: MessageColumns
+    template: MessageTemplate | None
+
+
+@dataclass(frozen=True)
 class PreparedSync:
     """A sync after the diff: what to publish and how to commit it."""
 
@@ -122,7 +132,7 @@ class SyncJob:
         self.context = context
         self.model = model
         self.sync = sync
-        self.sync_id = context.store.sync_id(context.target, model, sync.name)
+        self.sync_id = sync_id(context.target, model.unique_id, sync.name)
         self.outcome = SyncOutcome(model.name, sync.name, sync.destination)
 
     @property
@@ -133,6 +143,7 @@ class SyncJob:
     def run(self) -> SyncOutcome:
         """Publish the sync's changes and commit what was delivered."""
         prepared = self.prepare()
+        self.context.store.check_lock()  # a run that lost its lock must not publish
         deliveries = self.publish(prepared)
         self.commit(prepared, deliveries)
         return self.outcome
@@ -155,14 +166,17 @@ class SyncJob:
             self.context.store.record_outcome(self.context.run_id, self.sync_id, self.outcome)
         return self.outcome
 
-    def prepare(self) -> PreparedSync:
-        """Validate the model against the config, then fill the temp table of changes."""
-        model, sync, outcome = self.model, self.sync, self.outcome
+    def change_request(self) -> ChangeRequest:
+        """What the store is asked to compare (the model's columns read, no row)."""
+        return self._plan().request
+
+    def _plan(self) -> _Plan:
+        """Check the whole config against the model's columns, before any row is read."""
+        model, sync = self.model, self.sync
         template = self.context.templates.for_sync(model.name, sync.message)
         columns = self.context.source.columns(self.connection, model)
         types = {column.name: column.duckdb_type for column in columns}
         diff = diff_input(model.name, sync, types, template)
-        # The whole config is checked against the columns before any row is read.
         messages = message_columns(model.name, sync, diff.columns, template)
         built = template_sql(template, diff.columns) if template is not None else None
         if built is not None:
@@ -173,6 +187,14 @@ class SyncJob:
         request = ChangeRequest(
             model, self.sync_id, diff, read, self.context.full_refresh, with_previous
         )
+        return _Plan(request, messages, template)
+
+    def prepare(self) -> PreparedSync:
+        """Validate the model against the config, then fill the temp table of changes."""
+        sync, outcome = self.sync, self.outcome
+        plan = self._plan()
+        request, messages, template = plan.request, plan.messages, plan.template
+        diff, with_previous = request.diff, request.with_previous
         found = self.context.store.find_changes(request)
         outcome.rejected, outcome.rejected_examples = found.rejected, found.rejected_examples
         outcome.notes = self._config_change_notes(template, found.record) + found.notes
@@ -222,13 +244,10 @@ class SyncJob:
         store, run_id = self.context.store, self.context.run_id
         store.commit(prepared.found, failed, identity, run_id, self.outcome)
 
-    def identity(self, shape: str, hash_version: str, sync: str = "") -> SyncIdentity:
-        """The sync's record as a commit writes it, with this message shape and row hash.
-
-        `sync`: the sync's id in another store (copying a state), else this job's.
-        """
+    def identity(self, shape: str, hash_version: str) -> SyncIdentity:
+        """The sync's record as a commit writes it, with this message shape and row hash."""
         return SyncIdentity(
-            sync_id=sync or self.sync_id,
+            sync_id=self.sync_id,
             target=self.context.target,
             model_unique_id=self.model.unique_id,
             sync_name=self.sync.name,

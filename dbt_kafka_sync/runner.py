@@ -26,6 +26,7 @@ from dbt_kafka_sync.state.location import StateLocation, open_store
 
 if TYPE_CHECKING:
     from dbt_kafka_sync.kafka.producer import Publisher
+    from dbt_kafka_sync.state.warehouse.store import WarehouseStore
 
 log = logging.getLogger(__name__)
 
@@ -264,18 +265,21 @@ def copy_state(context: RunContext, to_warehouse: bool) -> list[CopiedSync]:
         jobs = context.job_context(origin, None, "copy-state", full_refresh=False)
         for model in context.models:
             for sync in model.syncs:
-                copied.append(_copy_sync(SyncJob(jobs, model, sync), target))
+                job = SyncJob(jobs, model, sync)
+                copied.append(_copy_sync(job, target, both.warehouse))
     return copied
 
 
-def _copy_sync(job: SyncJob, target: StateStore) -> CopiedSync:
+def _copy_sync(job: SyncJob, target: StateStore, warehouse: WarehouseStore) -> CopiedSync:
     def result(status: str, detail: str) -> CopiedSync:
         return CopiedSync(job.model.name, job.sync.name, status, detail)
 
-    target_id = target.sync_id(job.context.target, job.model, job.sync.name)
-    if target.has_sync(target_id):
+    if target.has_sync(job.sync_id):
         return result("skipped", "the target has a state of it already; left as it is")
     try:
+        request = job.change_request()
+        # The model is read twice (the diff, then the new snapshot): both must see the same rows.
+        before = warehouse.model_fingerprint(request)
         prepared = job.prepare()
     except SyncError as exc:
         return result("refused", exc.render())
@@ -288,7 +292,20 @@ def _copy_sync(job: SyncJob, target: StateStore) -> CopiedSync:
             f"{found.counts.removed} removed row(s) are not published yet, and only this"
             " state still knows them: run dbt-kafka-sync first, then copy",
         )
-    identity = job.identity(found.record.fingerprint, target.hash_version, target_id)
-    target.adopt(prepared.request, identity)
+    identity = job.identity(found.record.fingerprint, target.hash_version)
+
+    def unchanged() -> None:
+        if warehouse.model_fingerprint(request) != before:
+            raise StateError(
+                "the model changed while its state was copied (a dbt run at the same time?):"
+                " nothing was copied for it",
+                model=job.model.name,
+                hint="run copy-state again once dbt has finished",
+            )
+
+    try:
+        target.adopt(prepared.request, identity, unchanged)
+    except SyncError as exc:
+        return result("refused", exc.render())
     pending = found.counts.added + found.counts.changed
     return result("copied", f"{pending} change(s) not published yet stay pending")

@@ -137,6 +137,10 @@ class Warehouse(Protocol):
         """The model's relation in the warehouse, checked to exist."""
         ...
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """A table's columns and their types, named as SourceColumn.warehouse_type names them."""
+        ...
+
     def temp_table(self, name: str) -> str:
         """The qualified name of a temp table of this session (never a real table)."""
         ...

@@ -31,7 +31,6 @@ _UPLOADED = "dks_uploaded_arrow"
 class DuckDBWarehouse:
     """The state in a schema of the dbt-duckdb database file."""
 
-    hash_version = "md5-64/1"
     hash_type = "UBIGINT"
     lock_clause = ""  # the file lock already keeps other processes out
 
@@ -43,6 +42,11 @@ class DuckDBWarehouse:
         relation_of: RelationOf,
         read_only: bool,
     ) -> None:
+        import duckdb
+
+        # A value's text could change with DuckDB's version: a new one is a new hash.
+        major_minor = ".".join(duckdb.__version__.split(".")[:2])
+        self.hash_version = f"md5-64/1 duckdb-{major_minor}"
         self.session = session
         self.runner = DuckDBRunner(session)
         self.database = database
@@ -103,6 +107,11 @@ class DuckDBWarehouse:
     def relation(self, model: SyncedModel) -> str:
         """The model's relation, attached and checked."""
         return self.relation_of(self.session, model)
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """The table's DuckDB types."""
+        rows = self.session.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
+        return {str(row[0]): str(row[1]) for row in rows}
 
     def temp_table(self, name: str) -> str:
         """A table of the session's temp catalog."""

@@ -8,6 +8,7 @@ messages are built the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,10 +74,6 @@ class StateStore(Protocol):
     hash_version: str  # how this store hashes rows; recorded with each snapshot
     session: duckdb.DuckDBPyConnection  # the run's session, where the changes end up
 
-    def sync_id(self, target: str, model: SyncedModel, sync_name: str) -> str:
-        """Identify a sync in this store."""
-        ...
-
     def find_changes(self, request: ChangeRequest) -> FoundChanges:
         """Compare the model with the snapshot; fill the session's table of changes.
 
@@ -103,6 +100,14 @@ class StateStore(Protocol):
         """Record the outcome of a sync that committed nothing."""
         ...
 
+    def check_lock(self) -> None:
+        """Before publishing a sync: this run still holds the state's lock.
+
+        Raises:
+            StateError: when it lost it.
+        """
+        ...
+
     def describe(self) -> str:
         """Where the state is and what it holds, for `debug`."""
         ...
@@ -111,13 +116,16 @@ class StateStore(Protocol):
         """Tell whether the store has a snapshot of the sync."""
         ...
 
-    def adopt(self, request: ChangeRequest, identity: SyncIdentity) -> None:
+    def adopt(
+        self, request: ChangeRequest, identity: SyncIdentity, verify: Callable[[], None]
+    ) -> None:
         """Take a sync over from another store, in one transaction.
 
         The snapshot becomes the model's current rows, less what the other store had not
         published yet (in the session's table of changes): an `added` row is left out and
         a `changed` one marked to be sent, so the next run sends what the other store's
-        next run would have sent.
+        next run would have sent. `verify` runs last in the transaction and raises to
+        undo it (the model changed since the other store's diff).
         """
         ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -17,14 +18,12 @@ from dbt_kafka_sync.state.store import (
     load_sync,
     save_sync,
     snapshot_name,
-    sync_id,
 )
 
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from dbt_kafka_sync.dbt.manifest import SyncedModel
     from dbt_kafka_sync.sources.base import Source
     from dbt_kafka_sync.state.history import SyncOutcome
     from dbt_kafka_sync.state.store import SyncIdentity
@@ -44,10 +43,6 @@ class LocalStore(BookkeepingStore):
         self.book = local_bookkeeping(session)
         # DuckDB's hash() may change between versions: the snapshot notes which one hashed it.
         self.hash_version = str(duckdb.__version__)
-
-    def sync_id(self, target: str, model: SyncedModel, sync_name: str) -> str:
-        """One snapshot per Kafka target, model and sync name (the file is the project's)."""
-        return sync_id(target, model.unique_id, sync_name)
 
     def initialised(self) -> bool:
         """Tell whether a state file is attached and initialised."""
@@ -100,7 +95,9 @@ class LocalStore(BookkeepingStore):
             return "local file: none yet (the first run creates it)"
         return f"local file: {count} sync(s) recorded"
 
-    def adopt(self, request: ChangeRequest, identity: SyncIdentity) -> None:
+    def adopt(
+        self, request: ChangeRequest, identity: SyncIdentity, verify: Callable[[], None]
+    ) -> None:
         """Read the model into the session; its rows, less the pending ones, become the snapshot."""
         assert self.source is not None
         relation = self.source.relation(self.session, request.model, request.read)
@@ -122,3 +119,4 @@ class LocalStore(BookkeepingStore):
                 """
             )
             save_sync(self.book, identity, table, diff)
+            verify()

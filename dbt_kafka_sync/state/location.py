@@ -47,12 +47,6 @@ class StateLocation:
         """True when the state is kept in the warehouse."""
         return isinstance(self.config, WarehouseState)
 
-    def describe(self) -> str:
-        """Where the state is, for messages."""
-        if isinstance(self.config, WarehouseState):
-            return "the warehouse state"
-        return f"the file {self.path}"
-
 
 def state_schema(config: WarehouseState, source: Source) -> str:
     """The warehouse state's schema: the configured one, else the dbt target's + a suffix."""
@@ -82,13 +76,8 @@ def open_store(
         store = WarehouseStore(session, source.warehouse(session, read_only), schema, read_only)
         if not read_only:
             store.lock(owner, location.config.lease_seconds)
-        try:
+        with _unlocking(store):
             yield store
-        finally:
-            try:
-                store.unlock()
-            except Exception:  # an error already on its way matters more; the lease expires
-                log.warning("could not release the lease on %s", location.describe(), exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -114,7 +103,17 @@ def open_both(location: StateLocation, source: Source, owner: str) -> Iterator[B
         warehouse = source.warehouse(session, read_only=False)
         store = WarehouseStore(session, warehouse, state_schema(config, source), read_only=False)
         store.lock(owner, config.lease_seconds)
-        try:
+        with _unlocking(store):
             yield BothStores(local, store)
-        finally:
+
+
+@contextmanager
+def _unlocking(store: WarehouseStore) -> Iterator[None]:
+    """Give the lease up at the end; a failure to is logged (the lease expires anyway)."""
+    try:
+        yield
+    finally:
+        try:
             store.unlock()
+        except Exception:  # an error already on its way matters more
+            log.warning("could not release the lease on the warehouse state", exc_info=True)

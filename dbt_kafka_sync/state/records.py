@@ -21,6 +21,12 @@ class BookkeepingStore:
         """Tell whether the bookkeeping tables exist."""
         raise NotImplementedError
 
+    def check_lock(self) -> None:
+        """Before publishing a sync: this run still holds the state's lock.
+
+        By default a lock held for the whole run (a file lock) cannot be lost.
+        """
+
     def synced_count(self) -> int | None:
         """How many syncs the store remembers; None when it does not exist yet."""
         if not self.initialised():

@@ -149,8 +149,8 @@ def test_one_run_at_a_time_and_a_killed_runs_lease_is_taken_over(
             what="the first published message",
         )
         concurrent = project.sync("--select", "big")
-        assert slow.poll() is None, "the first run ended before the second one was refused"
         assert concurrent.returncode == 1, concurrent.stdout + concurrent.stderr
+        assert slow.poll() is None, "the first run ended before the second one was refused"
         assert "in use by" in concurrent.stderr
         assert f"{slow.pid}" in concurrent.stderr  # the holder, by its process id
     finally:

@@ -39,6 +39,7 @@ _SESSION_SETTINGS = [
     "SET DateStyle = 'ISO, MDY'",
     "SET IntervalStyle = 'postgres'",
     "SET extra_float_digits = 1",  # the shortest text that reads back as the same float
+    "SET bytea_output = 'hex'",
 ]
 # pg_class.relkind: table, partitioned table, view, materialized view.
 _READABLE_KINDS = {"r", "p", "v", "m"}
@@ -95,9 +96,7 @@ class PostgresSource:
             relation = self._planned[model.unique_id].relation.name
             names = [column.name for column in columns]
             self.copy_query(connection, model, f"SELECT * FROM {relation}", names, [], SOURCE_TABLE)
-            # A materialized view cannot be locked: make sure the name still meant it.
-            if self._visible_oid(model, relation) != oid:
-                raise self._changed(model, names)
+            self.check_same_relation(model, oid)
         finally:
             self.end_transaction()
         return SOURCE_TABLE
@@ -115,6 +114,15 @@ class PostgresSource:
         oid = self._visible_oid(model, relation)
         self._check_unchanged(model, relation, list(planned.reads.values()))
         return oid
+
+    def check_same_relation(self, model: SyncedModel, oid: int) -> None:
+        """After a read: the name still means the relation read.
+
+        A materialized view cannot be locked: a `dbt run` may have replaced it meanwhile.
+        """
+        planned = self._planned[model.unique_id]
+        if self._visible_oid(model, planned.relation.name) != oid:
+            raise self._changed(model, list(planned.reads))
 
     def relation_name(self, model: SyncedModel) -> str:
         """The quoted name of a model's relation, as columns() found it."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.sources.postgres.settings import PostgresSettings
 
 _NO_PRIVILEGE = "42501"  # SQLSTATE insufficient_privilege
+MIN_SERVER_VERSION = 120000  # extra_float_digits = 1 gives the shortest exact float text from 12
 
 
 class ModelReader(Protocol):
@@ -47,6 +48,10 @@ class ModelReader(Protocol):
 
     def lock_for_read(self, model: SyncedModel) -> int:
         """Hold the relation for the transaction's reads."""
+        ...
+
+    def check_same_relation(self, model: SyncedModel, oid: int) -> None:
+        """After the reads: the name still means the relation read."""
         ...
 
     def end_transaction(self) -> None:
@@ -115,6 +120,14 @@ class PostgresWarehouse:
     def __init__(self, source: ModelReader) -> None:
         self.source = source
         self.runner = PostgresRunner(source.connection(), self._error)
+        [row] = self.records("SELECT current_setting('server_version_num')::int AS version")
+        if row["version"] < MIN_SERVER_VERSION:
+            raise StateError(
+                f"the warehouse state needs PostgreSQL 12 or later (its row hash relies on the"
+                f" shortest exact text of floats); {source.settings.describe()} runs version"
+                f" {row['version']}",
+                hint="keep the state in a local file (state: {type: local}) with this server",
+            )
 
     def _error(self, exc: Exception) -> WarehouseError:
         return self.source.error(None, "a query", exc)
@@ -160,6 +173,16 @@ class PostgresWarehouse:
         """The model's relation, checked to exist and be readable."""
         return self.source.relation_name(model)
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """The table's declared types (with modifiers), as the model's catalog names them."""
+        rows = self.records(
+            "SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type"
+            " FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0"
+            " AND NOT a.attisdropped",
+            [table],
+        )
+        return {str(row["name"]): str(row["type"]) for row in rows}
+
     def temp_table(self, name: str) -> str:
         """A table of the connection's own temp schema."""
         return f"pg_temp.{quote_identifier(name)}"
@@ -186,8 +209,9 @@ class PostgresWarehouse:
         """REPEATABLE READ, with the model locked against a `dbt run` replacing it meanwhile."""
         self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         try:
-            self.source.lock_for_read(model)
+            oid = self.source.lock_for_read(model)
             yield
+            self.source.check_same_relation(model, oid)
         except BaseException:
             self.source.end_transaction()
             raise

@@ -21,7 +21,7 @@ from dbt_kafka_sync.changes.diff import CHANGES, EVENT, PREVIOUS
 from dbt_kafka_sync.changes.hashing import PENDING, ROW_HASH
 from dbt_kafka_sync.changes.input import SEQ_COLUMN, ChangeCounts, DiffInput
 from dbt_kafka_sync.changes.keys import MAX_REPORTED_KEYS
-from dbt_kafka_sync.errors import SyncError
+from dbt_kafka_sync.errors import StateError, SyncError
 from dbt_kafka_sync.sql import arrow_batches, quote_identifier
 from dbt_kafka_sync.state.snapshot import check_same_key
 from dbt_kafka_sync.state.store import SyncRecord, snapshot_name
@@ -80,7 +80,9 @@ def snapshot_view(
 ) -> WarehouseSnapshot:
     """Present the stored snapshot as the current config and model columns expect it.
 
-    Columns the snapshot did not keep yet, or whose type changed, read as NULL. Stored
+    Columns the snapshot did not keep yet, or whose type changed (in the session, or in
+    the warehouse: varchar(10) to text), read as NULL, and the commit rewrites the table
+    with the model's types. Stored
     hashes are reused when they cover the same columns the same way; computed anew from
     the stored values when only the compared columns changed; PENDING (every row sent
     once, as changed) when a compared column is new or retyped, or the hash changed.
@@ -88,7 +90,12 @@ def snapshot_view(
     diff = request.diff
     check_same_key(request.model.name, diff, record)
     by_name = {column.name: column for column in request.read}
-    same = [c for c in diff.columns if record.columns.get(c) == diff.columns[c]]
+    stored = warehouse.column_types(table)
+    same = [
+        c
+        for c in diff.columns
+        if record.columns.get(c) == diff.columns[c] and stored.get(c) == by_name[c].warehouse_type
+    ]
     unknown = [c for c in diff.compare_columns if c not in same]
     notes: list[str] = []
     if record.hash_version != warehouse.hash_version:
@@ -223,9 +230,10 @@ def check_duplicate_keys(warehouse: Warehouse, request: ChangeRequest, relation:
     texts = [warehouse.text(by_name[c], "r") for c in diff.primary_key]
     selected = ", ".join(f"{text} AS k{i}" for i, text in enumerate(texts))
     not_null = " AND ".join(f"r.{quote_identifier(c)} IS NOT NULL" for c in diff.primary_key)
+    # Grouped by the values (as the joins compare them), shown as text.
     rows = warehouse.records(
         f"SELECT {selected}, count(*) AS n FROM {relation} r WHERE {not_null}"
-        f" GROUP BY {', '.join(texts)} HAVING count(*) > 1"
+        f" GROUP BY {_keys(diff, 'r')} HAVING count(*) > 1"
         f" ORDER BY n DESC LIMIT {MAX_REPORTED_KEYS + 1}"
     )
     if not rows:
@@ -351,7 +359,8 @@ def advance_snapshot(
         warehouse.execute(f"CREATE TABLE {book.table(table)} AS SELECT * FROM {snapshot.sql} v")
         warehouse.execute(f"DROP TABLE {book.table(old)}")
     target = book.table(table)
-    delivered = f"w.{SEQ_COLUMN} NOT IN (SELECT seq FROM {failed})"
+    # An anti-join, not NOT IN: it stays a hash join however many messages failed.
+    delivered = f"NOT EXISTS (SELECT 1 FROM {failed} f WHERE f.seq = w.{SEQ_COLUMN})"
     warehouse.execute(
         f"DELETE FROM {target} t USING {work} w WHERE {diff.key_join('t', 'w')} AND {delivered}"
     )
@@ -396,6 +405,18 @@ def adopt_snapshot(
     )
     not_null = " AND ".join(f"r.{quote_identifier(c)} IS NOT NULL" for c in diff.primary_key)
     table = snapshot_name(sync)
+    [unmatched] = warehouse.records(
+        f"SELECT count(*) AS n, min(p.k0) AS example FROM {_temp(warehouse, PENDING_KEYS)} p"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {relation} c WHERE {join})"
+    )
+    if unmatched["n"]:
+        raise StateError(
+            f"{unmatched['n']} unpublished key(s) of the model (e.g. {unmatched['example']})"
+            " are not found in the warehouse by their text: nothing was copied for this sync",
+            model=request.model.name,
+            column=", ".join(diff.primary_key),
+            hint="run dbt-kafka-sync with the current state first, so nothing is pending",
+        )
     warehouse.execute(
         f"""
         CREATE TABLE {book.table(table)} AS
@@ -409,3 +430,18 @@ def adopt_snapshot(
         """
     )
     return table
+
+
+def model_fingerprint(warehouse: Warehouse, request: ChangeRequest, relation: str) -> str:
+    """The model's row count and the sum of its keyed row hashes: equal twice, it did not change.
+
+    A copy of the state reads the model twice (for the diff, then for the new snapshot);
+    comparing this before and after tells that both reads saw the same rows.
+    """
+    diff = request.diff
+    by_name = {column.name: column for column in request.read}
+    keyed = [by_name[c] for c in [*diff.primary_key, *diff.compare_columns]]
+    [row] = warehouse.records(
+        f"SELECT count(*) AS n, sum({row_hash(warehouse, keyed, 'r')}) AS total FROM {relation} r"
+    )
+    return f"{row['n']}:{row['total']}"

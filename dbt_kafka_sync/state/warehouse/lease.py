@@ -8,16 +8,19 @@ checks, in its own transaction, that the lease is still this run's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from dbt_kafka_sync.errors import StateError
 
 if TYPE_CHECKING:
     from dbt_kafka_sync.sources.base import Warehouse
+    from dbt_kafka_sync.sql import SqlRunner
     from dbt_kafka_sync.state.tables import Bookkeeping
 
 log = logging.getLogger("dbt_kafka_sync.state.lease")
@@ -95,25 +98,53 @@ class Lease:
         self._renewal.start()
 
     def _renew(self) -> None:
-        runner = self.warehouse.second_connection()
-        table = self.book.table(TABLE)
+        """Renew every third of the lease, reconnecting after an error; give up once it lapsed."""
+        runner: SqlRunner | None = None
+        renewed_at = time.monotonic()
         try:
             while not self._stop.wait(self.seconds / 3):
                 try:
-                    renewed = runner.records(
-                        f"UPDATE {table} SET expires_at = {self._until()}"
-                        " WHERE name = $1 AND owner = $2 RETURNING owner",
-                        [NAME, self.owner],
-                    )
-                except Exception as exc:  # a blip: the next try may succeed
+                    runner = runner or self.warehouse.second_connection()
+                    renewed = self._renew_once(runner)
+                except Exception as exc:  # a blip: the next try reconnects
                     log.warning("could not renew the lease on %s: %s", self.where, exc)
-                    continue
+                    self._drop(runner)
+                    runner = None
+                    renewed = time.monotonic() - renewed_at < self.seconds
                 if not renewed:
                     self.lost = True
-                    log.error("the lease on %s was taken over by another run", self.where)
+                    log.error("this run lost its lease on %s: it publishes no more", self.where)
                     return
+                renewed_at = time.monotonic()
         finally:
-            self.warehouse.close_runner(runner)
+            self._drop(runner)
+
+    def _renew_once(self, runner: SqlRunner) -> bool:
+        renewed = runner.records(
+            f"UPDATE {self.book.table(TABLE)} SET expires_at = {self._until()}"
+            " WHERE name = $1 AND owner = $2 RETURNING owner",
+            [NAME, self.owner],
+        )
+        return bool(renewed)
+
+    def _drop(self, runner: SqlRunner | None) -> None:
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                self.warehouse.close_runner(runner)
+
+    def check_alive(self) -> None:
+        """Before publishing a sync: the lease was renewed in time.
+
+        Raises:
+            StateError: once it lapsed; another run may hold it now.
+        """
+        if self.lost:
+            raise StateError(
+                f"this run lost its lease on {self.where} (it could not be renewed in time):"
+                " it publishes nothing more, and nothing more of it is committed",
+                hint="check the connection to the warehouse; raise state.lease_seconds if"
+                " renewals are slow",
+            )
 
     def check(self) -> None:
         """Inside a commit's transaction: the lease is still this run's (and stays so).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ from dbt_kafka_sync.errors import StateError, WarehouseError
 from dbt_kafka_sync.state import history
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.records import BookkeepingStore
-from dbt_kafka_sync.state.store import load_sync, save_sync, sync_id
+from dbt_kafka_sync.state.store import load_sync, save_sync
 from dbt_kafka_sync.state.tables import SCHEMA_VERSION, Bookkeeping
 from dbt_kafka_sync.state.warehouse import diff as warehouse_diff
 from dbt_kafka_sync.state.warehouse import lease
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from dbt_kafka_sync.dbt.manifest import SyncedModel
     from dbt_kafka_sync.sources.base import Warehouse
     from dbt_kafka_sync.state.history import SyncOutcome
     from dbt_kafka_sync.state.store import SyncIdentity
@@ -81,21 +81,17 @@ class WarehouseStore(BookkeepingStore):
         """Tell whether the schema holds a state (a read-only store creates none)."""
         return self._ready
 
-    def sync_id(self, target: str, model: SyncedModel, sync_name: str) -> str:
-        """One snapshot per Kafka target, model, sync name and relation.
-
-        A schema may be shared by projects and dbt targets: the relation tells apart the
-        same model built into two schemas (a developer's and CI's).
-        """
-        relation = ".".join(part or "" for part in (model.database, model.schema, model.identifier))
-        return f"{sync_id(target, model.unique_id, sync_name)}@{relation}"
-
     def lock(self, owner: str, lease_seconds: int) -> None:
         """Take the state's lease for this run (see lease.Lease)."""
         self.lease = lease.Lease(
             self.book, self.warehouse, owner, lease_seconds, f"schema '{self.schema}'"
         )
         self.lease.acquire()
+
+    def check_lock(self) -> None:
+        """Before publishing a sync: the lease was renewed in time."""
+        if self.lease is not None:
+            self.lease.check_alive()
 
     def unlock(self) -> None:
         """Give the lease up."""
@@ -158,7 +154,14 @@ class WarehouseStore(BookkeepingStore):
             return f"{where}: none yet (the first run creates it; see the README for privileges)"
         return f"{where}: {count} sync(s) recorded"
 
-    def adopt(self, request: ChangeRequest, identity: SyncIdentity) -> None:
+    def model_fingerprint(self, request: ChangeRequest) -> str:
+        """The model's rows in one value (see diff.model_fingerprint)."""
+        relation = self.warehouse.relation(request.model)
+        return warehouse_diff.model_fingerprint(self.warehouse, request, relation)
+
+    def adopt(
+        self, request: ChangeRequest, identity: SyncIdentity, verify: Callable[[], None]
+    ) -> None:
         """The pending keys go up in bulk; the model's rows, less those, become the snapshot."""
         warehouse_diff.upload_pending(self.warehouse, self.session, request.diff)
         relation = self.warehouse.relation(request.model)
@@ -169,3 +172,4 @@ class WarehouseStore(BookkeepingStore):
                 self.book, self.warehouse, request, relation, identity.sync_id
             )
             save_sync(self.book, identity, table, request.diff)
+            verify()
