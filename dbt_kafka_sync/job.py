@@ -184,8 +184,10 @@ class SyncJob:
             messages = replace(messages, value=built, template=None)
         read = [column for column in columns if column.name in diff.columns]
         with_previous = template is not None and template.reads_previous()
+        full_refresh = self.context.full_refresh
+        skip_initial = sync.initial_sync == "skip" and not full_refresh
         request = ChangeRequest(
-            model, self.sync_id, diff, read, self.context.full_refresh, with_previous
+            model, self.sync_id, diff, read, full_refresh, with_previous, skip_initial
         )
         return _Plan(request, messages, template)
 
@@ -200,9 +202,7 @@ class SyncJob:
         outcome.notes = self._config_change_notes(template, found.record) + found.notes
         outcome.counts = found.counts
         record = found.record
-        skip_initial = (
-            record is None and sync.initial_sync == "skip" and not self.context.full_refresh
-        )
+        skip_initial = record is None and request.skip_initial
         if skip_initial:
             outcome.notes.append("initial_sync: skip - the current rows are recorded, none is sent")
         events: list[str] = [] if skip_initial else list(sync.events)

@@ -35,6 +35,7 @@ class ChangeRequest:
         read: the model's columns the diff keeps, as the source describes them.
         resend_all: --full-refresh: unchanged rows are sent too, as `added`.
         with_previous: changed rows carry their snapshot values (templates' `previous`).
+        skip_initial: a first run records the rows without publishing them.
     """
 
     model: SyncedModel
@@ -43,6 +44,7 @@ class ChangeRequest:
     read: list[SourceColumn]
     resend_all: bool
     with_previous: bool
+    skip_initial: bool = False
 
 
 @dataclass(frozen=True)

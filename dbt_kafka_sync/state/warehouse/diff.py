@@ -296,13 +296,17 @@ def fetch_changes(
     session: duckdb.DuckDBPyConnection,
     request: ChangeRequest,
     snapshot: str,
+    rows: bool = True,
 ) -> ChangeCounts:
-    """Bring the WORK table's rows into the session's table of changes; count them."""
+    """Bring the WORK table's rows into the session's table of changes; count them.
+
+    With rows=False (nothing of them will be published) the table of changes is left
+    empty, with its columns; the commit takes the rows from WORK all the same.
+    """
     work = _temp(warehouse, WORK)
     passthrough = [SEQ_COLUMN, EVENT, ROW_HASH]
-    warehouse.fetch(
-        session, request.model, f"SELECT * FROM {work}", request.read, passthrough, FETCHED
-    )
+    fetched = f"SELECT * FROM {work}" + ("" if rows else " WHERE 1 = 0")
+    warehouse.fetch(session, request.model, fetched, request.read, passthrough, FETCHED)
     diff = request.diff
     columns = ", ".join(f"f.{quote_identifier(c)}" for c in diff.columns)
     previous, previous_join = "", ""
@@ -329,7 +333,12 @@ def fetch_changes(
         FROM {FETCHED} f {previous_join}
         """
     )
-    counts = dict(session.execute(f"SELECT {EVENT}, count(*) FROM {CHANGES} GROUP BY 1").fetchall())
+    if rows:
+        found = session.execute(f"SELECT {EVENT}, count(*) FROM {CHANGES} GROUP BY 1").fetchall()
+    else:
+        query = f"SELECT {EVENT} AS e, count(*) AS n FROM {work} GROUP BY {EVENT}"
+        found = [(row["e"], row["n"]) for row in warehouse.records(query)]
+    counts = {str(event): int(count) for event, count in found}
     return ChangeCounts(counts.get("added", 0), counts.get("changed", 0), counts.get("removed", 0))
 
 

@@ -119,7 +119,11 @@ class WarehouseStore(BookkeepingStore):
             if warehouse_diff.keys_may_repeat(warehouse, diff, rows.keyed, snapshot):
                 warehouse_diff.check_duplicate_keys(warehouse, request, relation)
             warehouse_diff.build_work_table(warehouse, request, relation, snapshot)
-            counts = warehouse_diff.fetch_changes(warehouse, self.session, request, snapshot)
+            # A first run that only records the rows (initial_sync: skip) fetches none.
+            recording = record is None and request.skip_initial
+            counts = warehouse_diff.fetch_changes(
+                warehouse, self.session, request, snapshot, rows=not recording
+            )
         fetched = replace(diff, relation=warehouse_diff.FETCHED, numbered=True)
         notes = view.notes if view else []
         return FoundChanges(fetched, record, counts, rows.rejected, examples, notes, view)
