@@ -104,6 +104,9 @@ class Warehouse(Protocol):
     hash_version: str  # the row hash's name and version, recorded with each snapshot
     hash_type: str  # the SQL type of the row hash
     lock_clause: str  # appended to a SELECT to lock the rows read until commit ("" if none)
+    # True when opening the warehouse for writing already excludes every other process (a
+    # DuckDB file): a lease found then was left by a run that died, whatever its expiry.
+    exclusive: bool
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement."""

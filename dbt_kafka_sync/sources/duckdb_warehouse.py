@@ -33,6 +33,7 @@ class DuckDBWarehouse:
 
     hash_type = "UBIGINT"
     lock_clause = ""  # the file lock already keeps other processes out
+    exclusive = True
 
     def __init__(
         self,

@@ -116,6 +116,7 @@ class PostgresWarehouse:
     hash_version = "md5-64/1"
     hash_type = "bigint"
     lock_clause = " FOR UPDATE"
+    exclusive = False
 
     def __init__(self, source: ModelReader) -> None:
         self.source = source

@@ -58,14 +58,14 @@ class Lease:
             StateError: naming the run that holds it.
         """
         table = self.book.table(TABLE)
+        stale = "" if self.warehouse.exclusive else " AND expires_at < now()"
         expired = self.book.records(
-            f"DELETE FROM {table} WHERE name = $1 AND expires_at < now()"
-            " RETURNING owner, host, pid, expires_at",
+            f"DELETE FROM {table} WHERE name = $1{stale} RETURNING owner, host, pid, expires_at",
             [NAME],
         )
         for row in expired:
             log.warning(
-                "took over the lease on %s of run %s (host %s, pid %s), which expired at %s"
+                "took over the lease on %s of run %s (host %s, pid %s), which ran until %s"
                 " without being released: that run was killed or lost its connection",
                 self.where,
                 row["owner"],
