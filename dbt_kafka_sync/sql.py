@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -73,3 +74,15 @@ class DuckDBRunner:
         cursor = self.connection.execute(sql, list(params))
         names = [column[0] for column in cursor.description or []]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@contextmanager
+def transaction(runner: SqlRunner) -> Iterator[None]:
+    """Run a block in one transaction: committed at the end, rolled back on any error."""
+    runner.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        runner.execute("ROLLBACK")
+        raise
+    runner.execute("COMMIT")

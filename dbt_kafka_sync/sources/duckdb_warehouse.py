@@ -6,14 +6,20 @@ limit (spilling beyond it), and only the changed rows become a table of the sess
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dbt_kafka_sync.errors import StateError
 from dbt_kafka_sync.sources.base import SourceColumn
-from dbt_kafka_sync.sql import DuckDBRunner, SqlRunner, quote_identifier, quote_literal
+from dbt_kafka_sync.sql import (
+    DuckDBRunner,
+    SqlRunner,
+    quote_identifier,
+    quote_literal,
+    transaction,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -28,8 +34,8 @@ _NESTED = ("STRUCT", "MAP", "UNION")
 _UPLOADED = "dks_uploaded_arrow"
 
 
-class DuckDBWarehouse:
-    """The state in a schema of the dbt-duckdb database file."""
+class DuckDBWarehouse(DuckDBRunner):
+    """The state in a schema of the dbt-duckdb database file; statements run on the session."""
 
     hash_type = "UBIGINT"
     lock_clause = ""  # the file lock already keeps other processes out
@@ -48,8 +54,8 @@ class DuckDBWarehouse:
         # A value's text could change with DuckDB's version: a new one is a new hash.
         major_minor = ".".join(duckdb.__version__.split(".")[:2])
         self.hash_version = f"md5-64/1 duckdb-{major_minor}"
+        super().__init__(session)
         self.session = session
-        self.runner = DuckDBRunner(session)
         self.database = database
         self.relation_of = relation_of
         self._attach(path, read_only)
@@ -75,18 +81,6 @@ class DuckDBWarehouse:
                 f" dbt-kafka-sync run, or dbt): {exc}",
                 hint="wait for it to finish; DuckDB lets one process write a file at a time",
             ) from None
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run one statement."""
-        self.runner.execute(sql, params)
-
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement for each row of parameters, in one batch."""
-        self.runner.execute_many(sql, rows)
-
-    def records(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run one query; its rows as column name -> value."""
-        return self.runner.records(sql, params)
 
     def schema(self, name: str) -> str:
         """The schema in the warehouse file."""
@@ -141,13 +135,8 @@ class DuckDBWarehouse:
     @contextmanager
     def consistent_read(self, model: SyncedModel) -> Iterator[None]:
         """One DuckDB transaction: its statements see one snapshot of the file."""
-        self.execute("BEGIN")
-        try:
+        with transaction(self):
             yield
-        except BaseException:
-            self.execute("ROLLBACK")
-            raise
-        self.execute("COMMIT")
 
     def fetch(
         self,

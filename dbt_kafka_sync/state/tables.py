@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from dbt_kafka_sync.sql import SqlRunner, quote_identifier
+from dbt_kafka_sync.sql import SqlRunner, quote_identifier, transaction
 
 SCHEMA_VERSION = 1
 
@@ -80,10 +80,5 @@ class Bookkeeping:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Run a block in one transaction: committed at the end, rolled back on any error."""
-        self.execute("BEGIN")
-        try:
+        with transaction(self.runner):
             yield
-        except BaseException:
-            self.execute("ROLLBACK")
-            raise
-        self.execute("COMMIT")

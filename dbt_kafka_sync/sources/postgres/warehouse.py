@@ -110,8 +110,11 @@ class PostgresRunner:
             cursor.close()
 
 
-class PostgresWarehouse:
-    """The state in a schema of the database the dbt target connects to."""
+class PostgresWarehouse(PostgresRunner):
+    """The state in a schema of the database the dbt target connects to.
+
+    Statements run on the source's connection, the one the models are read with.
+    """
 
     hash_version = "md5-64/1"
     hash_type = "bigint"
@@ -120,7 +123,7 @@ class PostgresWarehouse:
 
     def __init__(self, source: ModelReader) -> None:
         self.source = source
-        self.runner = PostgresRunner(source.connection(), self._error)
+        super().__init__(source.connection(), self._error)
         [row] = self.records("SELECT current_setting('server_version_num')::int AS version")
         if row["version"] < MIN_SERVER_VERSION:
             raise StateError(
@@ -132,18 +135,6 @@ class PostgresWarehouse:
 
     def _error(self, exc: Exception) -> WarehouseError:
         return self.source.error(None, "a query", exc)
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run one statement."""
-        self.runner.execute(sql, params)
-
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement for each row of parameters, in one batch."""
-        self.runner.execute_many(sql, rows)
-
-    def records(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run one query; its rows as column name -> value."""
-        return self.runner.records(sql, params)
 
     def schema(self, name: str) -> str:
         """The schema's quoted name (one database per connection)."""
