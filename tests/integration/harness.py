@@ -56,9 +56,13 @@ class Kafka:
         local_kafka.create_topic(self.bootstrap_servers, name, partitions)
         return name
 
-    def consume_all(self, topic: str) -> list[local_kafka.Record]:
-        """Every message now in the topic."""
-        return local_kafka.consume_all(self.bootstrap_servers, topic)
+    def consume_all(self, topic: str, start: int = 0) -> list[local_kafka.Record]:
+        """Every message now in the topic (from offset `start` of each partition)."""
+        return local_kafka.consume_all(self.bootstrap_servers, topic, start=start)
+
+    def consume_committed(self, topic: str, start: int = 0) -> list[local_kafka.Record]:
+        """Every message of the topic a read_committed consumer sees (from offset `start`)."""
+        return local_kafka.consume_committed(self.bootstrap_servers, topic, start=start)
 
 
 @dataclass
@@ -127,6 +131,13 @@ class Project:
         path = self.path / "profiles.yml"
         profiles = yaml.safe_load(path.read_text())
         profiles["kafka_sync"]["outputs"]["dev"]["state"] = dict(state)
+        path.write_text(yaml.safe_dump(profiles, sort_keys=False))
+
+    def set_output(self, **settings: object) -> None:
+        """Set keys of the kafka_sync profile's `dev` output (e.g. delivery="exactly_once")."""
+        path = self.path / "profiles.yml"
+        profiles = yaml.safe_load(path.read_text())
+        profiles["kafka_sync"]["outputs"]["dev"].update(settings)
         path.write_text(yaml.safe_dump(profiles, sort_keys=False))
 
     def set_producer(self, settings: Mapping[str, object]) -> None:

@@ -42,6 +42,7 @@ from local_servers.kafka.broker import DEFAULT_STOP_TIMEOUT, Broker, ClientConfi
 from local_servers.kafka.clients import (
     Record,
     consume_all,
+    consume_committed,
     create_topic,
     delete_topic,
     message_count,
@@ -52,6 +53,7 @@ from local_servers.kafka.iam import IAM_REGION, iam_handler_jar, msk_iam_token
 from local_servers.kafka.jars import KAFKA_VERSION, cache_dir, fetch_jars
 from local_servers.kafka.lifecycle import (
     DEFAULT_START_TIMEOUT,
+    relaunch,
     running_broker,
     start,
     stop,
@@ -71,12 +73,14 @@ __all__ = [
     "Record",
     "cache_dir",
     "consume_all",
+    "consume_committed",
     "create_topic",
     "delete_topic",
     "fetch_jars",
     "iam_handler_jar",
     "message_count",
     "msk_iam_token",
+    "relaunch",
     "running_broker",
     "start",
     "stop",

@@ -13,7 +13,7 @@ from local_servers import processes
 from local_servers.kafka.errors import KafkaLocalError
 
 if TYPE_CHECKING:
-    from confluent_kafka import Message
+    from confluent_kafka import Consumer, Message
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.admin._metadata import ClusterMetadata
 
@@ -138,7 +138,9 @@ class Record:
     headers: dict[str, str]
 
 
-def consume_all(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> list[Record]:
+def consume_all(
+    bootstrap_servers: str, topic: str, timeout: float = 30.0, start: int = 0
+) -> list[Record]:
     """Read every message now in a topic: up to each partition's high watermark.
 
     The watermarks say exactly how many messages there are, so nothing is guessed and
@@ -148,29 +150,16 @@ def consume_all(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> li
         bootstrap_servers: A PLAINTEXT bootstrap address.
         topic: Topic to read from the beginning.
         timeout: Seconds to wait for any one message.
+        start: The offset to start from in each partition.
 
     Returns:
         The messages, in offset order within each partition.
     """
-    from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"kafka-local-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        },
-        logger=CLIENT_LOG,
-    )
+    consumer = _reader(bootstrap_servers, {"auto.offset.reset": "earliest"})
     try:
-        partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-            for p in partitions
-        }
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        remaining = {p: end for p, end in ends.items() if end > 0}
+        ends = _assign_all(consumer, topic, timeout, start)
+        remaining = {p: end for p, end in ends.items() if end > start}
         records: list[Record] = []
         while remaining:
             message = consumer.poll(timeout)
@@ -185,6 +174,76 @@ def consume_all(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> li
         return records
     finally:
         consumer.close()
+
+
+def consume_committed(
+    bootstrap_servers: str, topic: str, timeout: float = 30.0, start: int = 0
+) -> list[Record]:
+    """Read every committed message of a topic, as a read_committed consumer sees them.
+
+    Messages of aborted transactions are skipped. Each partition is read to its end: the
+    end of file a read_committed reader reaches only once no transaction is open on it.
+
+    Raises:
+        KafkaLocalError: when a partition's end is not reached within `timeout` (a
+            transaction left open).
+    """
+    from confluent_kafka import KafkaError
+
+    consumer = _reader(
+        bootstrap_servers, {"isolation.level": "read_committed", "enable.partition.eof": True}
+    )
+    try:
+        ends = _assign_all(consumer, topic, timeout, start)
+        remaining = set(ends)
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout
+        while remaining:
+            if time.monotonic() > deadline:
+                raise KafkaLocalError(f"timed out reading {topic} to its end: {remaining} open")
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            error = message.error()
+            if error is None:
+                records.append(_record(message))
+            elif error.code() == KafkaError._PARTITION_EOF:
+                if (message.offset() or 0) >= ends[message.partition() or 0]:
+                    remaining.discard(message.partition() or 0)
+            else:
+                raise KafkaLocalError(f"reading {topic}: {error}")
+        return records
+    finally:
+        consumer.close()
+
+
+def _reader(bootstrap_servers: str, settings: dict[str, Any]) -> Consumer:
+    """A consumer of its own group, committing nothing."""
+    from confluent_kafka import Consumer
+
+    group = f"kafka-local-{uuid.uuid4().hex}"
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+            **settings,
+        },
+        logger=CLIENT_LOG,
+    )
+
+
+def _assign_all(consumer: Consumer, topic: str, timeout: float, start: int) -> dict[int, int]:
+    """Read every partition of the topic from `start`; return each one's high watermark."""
+    from confluent_kafka import TopicPartition
+
+    partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+        for p in partitions
+    }
+    consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+    return ends
 
 
 def _record(message: Message) -> Record:

@@ -7,6 +7,7 @@ every authenticating listener lets a client in.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -274,6 +275,29 @@ def start(state_dir: Path | str, *, timeout: float = DEFAULT_START_TIMEOUT) -> B
     return processes.retry_if_port_taken(
         lambda: _start_once(state, libs, extra_jars, timeout), state / LOG_FILE, KafkaLocalError
     )
+
+
+def relaunch(broker: Broker, *, timeout: float = DEFAULT_START_TIMEOUT) -> Broker:
+    """Start a stopped broker again on its data, configuration and ports (a broker restart).
+
+    Returns:
+        The broker with its new process (``broker.json`` rewritten), once ready.
+
+    Raises:
+        KafkaLocalError: If it is still running, or does not become ready in time.
+    """
+    if broker.is_running():
+        raise KafkaLocalError(f"the broker (pid {broker.pid}) is still running; stop it first")
+    extra_jars = [iam_handler_jar(broker.libs_dir)]
+    process = _launch(broker.state_dir, broker.libs_dir, broker.state_dir / PROPERTIES, extra_jars)
+    again = dataclasses.replace(broker, pid=process.pid, _process=process)
+    try:
+        wait_until_ready(again, timeout)
+    except BaseException:
+        again.stop(timeout=10.0)
+        raise
+    again.save()
+    return again
 
 
 def running_broker(state_dir: Path | str, timeout: float = 10.0) -> Broker | None:
