@@ -120,6 +120,9 @@ def _count(con: duckdb.DuckDBPyConnection, statement: str) -> int:
     return int(result[0]) if result else 0
 
 
+PROGRESS_TOPIC = "bench-progress"  # exactly-once markers
+
+
 @dataclass(frozen=True)
 class BenchModel:
     """One synced model of the benchmark project and how its messages are built."""
@@ -127,6 +130,7 @@ class BenchModel:
     name: str
     relation: str
     message: dict[str, Any] | None = None
+    delivery: str | None = None  # the sync's `delivery`, when not the default
 
 
 MODELS = {
@@ -135,6 +139,7 @@ MODELS = {
     "column": BenchModel("customers_json", PAYLOAD_TABLE, {"column": PAYLOAD_COLUMN}),
     "template": BenchModel("customers_template", TABLE, {"template": TEMPLATE}),
     "liquid": BenchModel("customers_liquid", TABLE, {"template": LIQUID_TEMPLATE}),
+    "exactly_once": BenchModel("customers_exactly_once", TABLE, delivery="exactly_once"),
     "cprofile": BenchModel("customers_cprofiled", TABLE),
     "py-spy": BenchModel("customers_spied", TABLE),
 }
@@ -162,7 +167,7 @@ class BenchProject:
 
     def _profiles(self) -> dict[str, Any]:
         warehouse = {"type": "duckdb", "path": str(self.warehouse), "threads": 1}
-        kafka = {"bootstrap_servers": self.bootstrap_servers}
+        kafka = {"bootstrap_servers": self.bootstrap_servers, "progress_topic": PROGRESS_TOPIC}
         return {
             PROJECT: {"target": "dev", "outputs": {"dev": warehouse}},
             "kafka_sync": {"target": "dev", "outputs": {"dev": kafka}},
@@ -188,6 +193,8 @@ def _manifest_node(model: BenchModel, topic: str, database: str) -> dict[str, An
     sync: dict[str, Any] = {"primary_key": "id", "topic": topic}
     if model.message is not None:
         sync["message"] = model.message
+    if model.delivery is not None:
+        sync["delivery"] = model.delivery
     return {
         "resource_type": "model",
         "unique_id": f"model.{PROJECT}.{model.name}",

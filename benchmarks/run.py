@@ -69,6 +69,7 @@ from bench_report import (
 )
 from bench_setup import (
     MODELS,
+    PROGRESS_TOPIC,
     TABLE,
     BenchModel,
     BenchProject,
@@ -88,6 +89,7 @@ STEPS = (
     "python-header",
     "python-callback",
     "tool-backfill",
+    "tool-exactly-once",
     "pandas-initial",
     "change",
     "tool-change",
@@ -392,6 +394,12 @@ def step_actions(bench: Bench) -> dict[str, Callable[[], None]]:
         "tool-backfill": lambda: tool_run(
             bench, "tool-backfill", "dbt-kafka-sync: backfill (columns mode)", "columns"
         ),
+        "tool-exactly-once": lambda: tool_run(
+            bench,
+            "tool-exactly-once",
+            "dbt-kafka-sync: backfill, exactly-once (one transaction)",
+            "exactly_once",
+        ),
         "pandas-initial": lambda: pandas_run(bench, "pandas-initial", "pandas script: initial"),
         "change": lambda: change_warehouse(bench),
         "tool-change": lambda: tool_run(
@@ -457,6 +465,7 @@ def prepare(
     payloads, lines = work / "payloads.parquet", work / "payloads.txt"
     size = export_payloads(project.warehouse, payloads, lines)
     project.write()
+    broker.create_topic(PROGRESS_TOPIC, 1)
     bench = Bench(
         args,
         work,

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from dbt_kafka_sync import faults
 from dbt_kafka_sync.changes.diff import CHANGES, EVENT, PREVIOUS
 from dbt_kafka_sync.changes.input import DiffInput
+from dbt_kafka_sync.errors import KafkaError, StateError
 from dbt_kafka_sync.kafka.delivery import Deliveries, trace_failures
+from dbt_kafka_sync.kafka.markers import Marker
 from dbt_kafka_sync.kafka.producer import Routing
 from dbt_kafka_sync.kafka.progress import Progress
+from dbt_kafka_sync.kafka.transactions import TransactionOutcomeUnknown
 from dbt_kafka_sync.messages import batch as message_batch
 from dbt_kafka_sync.messages.columns import (
     ChangeTable,
@@ -26,6 +30,7 @@ from dbt_kafka_sync.messages.template_sql import template_sql
 from dbt_kafka_sync.sql import arrow_batches, events_list
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.history import MAX_RECORDED_ROWS, FailedRow, Sample, SyncOutcome
+from dbt_kafka_sync.state.prepared import PreparedCommit, prepared_table
 from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, fingerprint, sync_id
 
 if TYPE_CHECKING:
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.config.sync import SyncConfig
     from dbt_kafka_sync.dbt.manifest import SyncedModel
     from dbt_kafka_sync.kafka.producer import Publisher
+    from dbt_kafka_sync.kafka.transactions import SyncTransaction
     from dbt_kafka_sync.messages.templating import MessageTemplate, TemplateLoader
     from dbt_kafka_sync.sources.base import Source
     from dbt_kafka_sync.state.base import StateStore
@@ -58,6 +64,9 @@ class JobContext:
     templates: TemplateLoader
     started_at: str = ""
     full_refresh: bool = False
+    delivery: str = "at_least_once"  # the profile output's; a sync may override it
+    # Opens a sync's transactional producer (exactly-once); None for a dry run.
+    transactions: Callable[[str], SyncTransaction] | None = None
 
     def template_context(self, model: SyncedModel) -> dict[str, Any]:
         """What every message of a template sync sees besides its row."""
@@ -84,6 +93,29 @@ def diff_input(
         columns={c: types[c] for c in types if c in kept},
         compare_columns=compare or list(sync.primary_key),
     )
+
+
+@contextmanager
+def _writing_state() -> Iterator[None]:
+    """A state write that fails (a full disk) is the state's error, not the model's."""
+    import duckdb
+
+    try:
+        yield
+    except (OSError, duckdb.Error) as exc:
+        raise StateError(
+            f"could not write the state: {exc}; nothing of this sync was committed, so its"
+            " changes are found and sent again by the next run",
+            hint="free space where the state is kept, then run again",
+        ) from None
+
+
+def _abort_quietly(transaction: SyncTransaction) -> None:
+    """Abort after an error; the error matters more than a failure to abort."""
+    try:
+        transaction.abort()
+    except Exception:  # an unaborted transaction times out, or the next run's fences it
+        log.debug("could not abort the transaction", exc_info=True)
 
 
 def message_fingerprint(sync: SyncConfig, template: MessageTemplate | None) -> str:
@@ -134,18 +166,47 @@ class SyncJob:
         self.sync = sync
         self.sync_id = sync_id(context.target, model.unique_id, sync.name)
         self.outcome = SyncOutcome(model.name, sync.name, sync.destination)
+        self._recorded = False  # the outcome is in the history (a prepared commit)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The run's DuckDB session."""
         return self.context.connection
 
+    @property
+    def exactly_once(self) -> bool:
+        """The sync's changes go out in Kafka transactions."""
+        return (self.sync.delivery or self.context.delivery) == "exactly_once"
+
     def run(self) -> SyncOutcome:
-        """Publish the sync's changes and commit what was delivered."""
-        prepared = self.prepare()
-        self.context.store.check_lock()  # a run that lost its lock must not publish
-        deliveries = self.publish(prepared)
-        self.commit(prepared, deliveries)
+        """Publish the sync's changes and commit what was delivered.
+
+        A commit an earlier exactly-once run left prepared is settled first, whatever
+        the sync's delivery is now.
+        """
+        store = self.context.store
+        pending = store.pending_commit(self.sync_id)
+        if not (self.exactly_once or pending):
+            prepared = self.prepare()
+            store.check_lock()  # a run that lost its lock must not publish
+            deliveries = self.publish(prepared, self._publisher())
+            faults.reached(faults.AFTER_FLUSH)
+            self.commit(prepared, deliveries)
+            return self.outcome
+        assert self.context.transactions is not None
+        transaction = self.context.transactions(self.sync_id)
+        try:
+            if pending is not None:
+                self._settle(pending, transaction)
+            prepared = self.prepare()
+            store.check_lock()
+            if self.exactly_once and self._count(prepared.events):
+                self._publish_in_transaction(prepared, transaction)
+            else:  # nothing to send: nothing for a transaction to make atomic
+                deliveries = self.publish(prepared, self._publisher())
+                self.commit(prepared, deliveries)
+        finally:
+            transaction.close()
         return self.outcome
 
     def plan(self) -> SyncOutcome:
@@ -158,12 +219,19 @@ class SyncJob:
     def failed(self, error: str) -> SyncOutcome:
         """The outcome of a sync that failed before its commit, kept in the run history.
 
-        Nothing of it is committed, so none of its counts hold: only the error.
+        Nothing of it is committed, so none of its counts hold: only the error. A sync
+        whose commit was prepared has its line in the history already.
         """
         self.outcome = SyncOutcome(self.model.name, self.sync.name, self.sync.destination)
         self.outcome.error = error
-        if self.context.publisher is not None:  # `plan` writes nothing
-            self.context.store.record_outcome(self.context.run_id, self.sync_id, self.outcome)
+        if self.context.publisher is not None and not self._recorded:  # `plan` writes nothing
+            try:
+                with _writing_state():
+                    self.context.store.record_outcome(
+                        self.context.run_id, self.sync_id, self.outcome
+                    )
+            except StateError as exc:  # e.g. the disk is full: the sync's error says more
+                log.warning("%s: the run history misses this sync: %s", self.model.name, exc)
         return self.outcome
 
     def change_request(self) -> ChangeRequest:
@@ -210,10 +278,8 @@ class SyncJob:
         query = select_messages(messages, sync, events, list(diff.columns), changes)
         return PreparedSync(request, found, events, query, template, messages.template)
 
-    def publish(self, prepared: PreparedSync) -> Deliveries:
+    def publish(self, prepared: PreparedSync, publisher: Publisher) -> Deliveries:
         """Send the prepared messages; find the rows of those that failed."""
-        publisher = self.context.publisher
-        assert publisher is not None
         name, destination = self.model.name, self.sync.destination
         to_publish = self._count(prepared.events)
         partitions: dict[str, int] = {}
@@ -233,16 +299,108 @@ class SyncJob:
 
     def commit(self, prepared: PreparedSync, deliveries: Deliveries) -> None:
         """Advance the snapshot for every delivered change and record the outcome."""
+        failed = deliveries.failed_array()
+        identity = self._committed_identity(prepared)
+        with _writing_state():
+            self.context.store.commit(
+                prepared.found, failed, identity, self.context.run_id, self.outcome
+            )
+
+    def _committed_identity(self, prepared: PreparedSync) -> SyncIdentity:
         # A new message shape counts as adopted only once every row went out without error,
         # so that after failures the next run still warns that the config changed.
         shape = message_fingerprint(self.sync, prepared.template)
         record = prepared.found.record
         if record is not None and not self.outcome.ok:
             shape = record.fingerprint
-        identity = self.identity(shape, self.context.store.hash_version)
-        failed = deliveries.failed_array()
-        store, run_id = self.context.store, self.context.run_id
-        store.commit(prepared.found, failed, identity, run_id, self.outcome)
+        return self.identity(shape, self.context.store.hash_version)
+
+    def _publisher(self) -> Publisher:
+        assert self.context.publisher is not None  # a dry run never publishes
+        return self.context.publisher
+
+    def _publish_in_transaction(self, prepared: PreparedSync, transaction: SyncTransaction) -> None:
+        """Exactly-once: send in a transaction, prepare the commit, commit Kafka, then the state.
+
+        See kafka/transactions.py for the protocol and what a crash at each step leaves.
+        """
+        store = self.context.store
+        marker = transaction.next_marker()
+        transaction.begin()
+        try:
+            deliveries = self.publish(prepared, transaction.publisher)
+        except BaseException:
+            _abort_quietly(transaction)
+            raise
+        faults.reached(faults.AFTER_FLUSH)
+        if deliveries.failed_messages or deliveries.too_many_failed:
+            transaction.abort()
+            self._aborted(deliveries)
+            return
+        commit = self._prepared_commit(prepared, marker)
+        try:
+            with _writing_state():
+                store.prepare_commit(deliveries.failed_array(), commit, self.outcome)
+        except BaseException:
+            _abort_quietly(transaction)
+            raise
+        self._recorded = True
+        faults.reached(faults.BEFORE_KAFKA_COMMIT)
+        try:
+            transaction.commit(marker, marker.value(self.context.run_id, self.sync_id))
+        except TransactionOutcomeUnknown:
+            raise  # the prepared commit stays: the next run settles it from the marker
+        except KafkaError as exc:  # aborted: nothing of it is visible
+            store.discard_commit(commit, exc.render())
+            raise
+        faults.reached(faults.AFTER_KAFKA_COMMIT)
+        with _writing_state():
+            store.complete_commit(commit)
+
+    def _prepared_commit(self, prepared: PreparedSync, marker: Marker) -> PreparedCommit:
+        found = prepared.found
+        view = found.pending  # the stored snapshot as the diff saw it, when there is one
+        return PreparedCommit(
+            sync_id=self.sync_id,
+            run_id=self.context.run_id,
+            marker=marker.to_json(),
+            identity=self._committed_identity(prepared),
+            diff=found.diff,
+            view_sql=view.sql if view is not None else None,
+            view_rewrite=bool(view is not None and view.rewrite),
+            table=prepared_table(self.sync_id),
+        )
+
+    def _aborted(self, deliveries: Deliveries) -> None:
+        """The transaction was aborted after delivery failures: no row of it counts as sent."""
+        failed = len(deliveries.failed) - len(deliveries.refused)
+        self.outcome.delivered = 0
+        self.outcome.failed = deliveries.produced + len(deliveries.refused)
+        self.outcome.error = (
+            f"{failed} message(s) failed, so the sync's transaction was aborted: none of its"
+            f" {deliveries.produced} messages is visible to read_committed consumers, and the"
+            " next run sends them again"
+        )
+        self.context.store.record_outcome(self.context.run_id, self.sync_id, self.outcome)
+        self._recorded = True
+
+    def _settle(self, pending: PreparedCommit, transaction: SyncTransaction) -> None:
+        """Complete or discard the commit an interrupted run prepared, as its marker says."""
+        store = self.context.store
+        if transaction.holds(Marker.from_json(pending.marker)):
+            store.complete_commit(pending)
+            note = (
+                f"run {pending.run_id} was interrupted after its Kafka transaction committed:"
+                " its state commit is completed now, so nothing of it is sent again"
+            )
+        else:
+            reason = (
+                f"run {pending.run_id} was interrupted before its Kafka transaction committed:"
+                " nothing of it reached read_committed consumers; its changes are sent now"
+            )
+            store.discard_commit(pending, reason)
+            note = reason
+        log.warning("%s [%s]: %s", self.model.name, self.sync.name, note)
 
     def identity(self, shape: str, hash_version: str) -> SyncIdentity:
         """The sync's record as a commit writes it, with this message shape and row hash."""

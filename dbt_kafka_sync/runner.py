@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_ta
 from dbt_kafka_sync.dbt.project import load_dbt_project
 from dbt_kafka_sync.errors import StateError, SyncError, WarehouseError
 from dbt_kafka_sync.job import JobContext, SyncJob
+from dbt_kafka_sync.kafka.transactions import SyncTransaction
 from dbt_kafka_sync.messages.templating import TemplateLoader
 from dbt_kafka_sync.sources import open_source
 from dbt_kafka_sync.sources.base import Source
@@ -63,6 +65,9 @@ class RunContext:
     ) -> JobContext:
         """What every sync of this run shares."""
         started = datetime.now(timezone.utc)
+        transactions = None
+        if publisher is not None:
+            transactions = partial(SyncTransaction, self.kafka, self.project_dir)
         return JobContext(
             connection=store.session,
             source=self.source,
@@ -73,6 +78,8 @@ class RunContext:
             templates=TemplateLoader(self.project_dir, started),
             started_at=started.isoformat().replace("+00:00", "Z"),
             full_refresh=full_refresh,
+            delivery=self.kafka.delivery,
+            transactions=transactions,
         )
 
 
@@ -124,6 +131,8 @@ def new_run_id() -> str:
 
 def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     """Publish every sync's changes; a failing sync is reported and the others go on."""
+    import duckdb
+
     from dbt_kafka_sync.kafka.producer import Publisher
 
     report = RunReport(new_run_id())
@@ -150,7 +159,10 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
                 log.debug("could not record the run's end", exc_info=True)
             raise
         status = "success" if report.ok else "failed"
-        store.finish_run(report.run_id, status, None)
+        try:
+            store.finish_run(report.run_id, status, None)
+        except (OSError, duckdb.Error) as exc:  # e.g. a full disk: every sync's outcome holds
+            raise StateError(f"could not record the end of the run in the state: {exc}") from None
     return report
 
 

@@ -92,6 +92,10 @@ _UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 MIN_MEMORY_BYTES = 64 * 10**6
 
 
+Delivery = Literal["at_least_once", "exactly_once"]
+DEFAULT_PROGRESS_TOPIC = "dbt_kafka_sync_progress"
+DEFAULT_TRANSACTIONAL_ID_PREFIX = "dbt-kafka-sync"
+
 STATE_SCHEMA_SUFFIX = "_kafka_sync"  # the default state schema: the dbt target's schema + this
 DEFAULT_LEASE_SECONDS = 120
 
@@ -127,6 +131,11 @@ class KafkaTarget(BaseModel):
     state: LocalState | WarehouseState = Field(default_factory=LocalState, discriminator="type")
     # DuckDB's memory for change detection; beyond it DuckDB spills to a temporary folder.
     memory_limit: str = DEFAULT_MEMORY_LIMIT
+    # at_least_once: a row may be sent twice after a failure. exactly_once: each sync's
+    # changes in one Kafka transaction, with a marker on the progress topic.
+    delivery: Delivery = "at_least_once"
+    progress_topic: str = Field(default=DEFAULT_PROGRESS_TOPIC, min_length=1)
+    transactional_id_prefix: str = Field(default=DEFAULT_TRANSACTIONAL_ID_PREFIX, min_length=1)
 
     @field_validator("memory_limit")
     @classmethod

@@ -70,6 +70,8 @@ class SyncConfig(_Strict):
     on_remove: Literal["message", "tombstone"] = "message"
     event_header: bool = True
     compare_columns: list[str] | None = None
+    # Overrides the profile output's `delivery` for this sync.
+    delivery: Literal["at_least_once", "exactly_once"] | None = None
 
     @field_validator("primary_key", mode="before")
     @classmethod

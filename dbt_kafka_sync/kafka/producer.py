@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dbt_kafka_sync import faults
 from dbt_kafka_sync.config.sync import EVENT_HEADER
 from dbt_kafka_sync.errors import KafkaError, ProfileError, describe_kafka_error, quote_list
 from dbt_kafka_sync.kafka.delivery import Deliveries, FailureReports, as_bytes
@@ -136,13 +137,16 @@ _TRANSPORT_HINT = (
 class Publisher:
     """One producer for a whole run."""
 
-    def __init__(self, target: KafkaTarget, base_dir: Path) -> None:
+    def __init__(
+        self, target: KafkaTarget, base_dir: Path, transactional: dict[str, Any] | None = None
+    ) -> None:
+        """Create the producer; `transactional` adds the settings of a transactional one."""
         from confluent_kafka import KafkaException, Producer
 
         self.target = target
         self._kafka_exception = KafkaException  # kept: importing per message is costly
         self._errors: list[Any] = []
-        settings = producer_settings(target, base_dir)
+        settings = producer_settings(target, base_dir) | (transactional or {})
         settings["error_cb"] = self._errors.append
         # Only failed messages are reported: nothing to do per delivered message.
         self._failures = FailureReports()
@@ -163,6 +167,11 @@ class Publisher:
                 hint="check the `producer:` settings of the kafka_sync profile against"
                 " librdkafka's CONFIGURATION.md",
             ) from None
+
+    @property
+    def client(self) -> Any:
+        """The confluent-kafka producer itself (its transactions are driven from outside)."""
+        return self._producer
 
     def metadata(self) -> Any:
         """Fetch cluster metadata: connects and authenticates, failing fast when it cannot.
@@ -250,6 +259,7 @@ class Publisher:
             self._wait_for_deliveries()
             self._failures.take()
             raise
+        faults.reached(faults.AFTER_PUBLISH)
         self._wait_for_deliveries()
         deliveries.failed_messages, deliveries.too_many_failed = self._failures.take()
         return deliveries

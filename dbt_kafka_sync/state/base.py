@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.dbt.manifest import SyncedModel
     from dbt_kafka_sync.sources.base import SourceColumn
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
+    from dbt_kafka_sync.state.prepared import PreparedCommit
     from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord
 
 
@@ -96,6 +97,27 @@ class StateStore(Protocol):
 
         One transaction; `failed` holds the seqs of the changes whose message failed.
         """
+        ...
+
+    def prepare_commit(
+        self, failed: pa.Array, prepared: PreparedCommit, outcome: SyncOutcome
+    ) -> None:
+        """Exactly-once: keep the changes but the failed ones as a prepared commit; one transaction.
+
+        The outcome is recorded with it; the snapshot does not change yet.
+        """
+        ...
+
+    def pending_commit(self, sync_id: str) -> PreparedCommit | None:
+        """The sync's prepared commit, if a run left one (its Kafka outcome not applied yet)."""
+        ...
+
+    def complete_commit(self, prepared: PreparedCommit) -> None:
+        """Apply a prepared commit to the snapshot and forget it; one transaction."""
+        ...
+
+    def discard_commit(self, prepared: PreparedCommit, reason: str) -> None:
+        """Forget a prepared commit whose Kafka transaction did not commit; the history says why."""
         ...
 
     def record_outcome(self, run_id: str, sync_id: str, outcome: SyncOutcome) -> None:

@@ -10,8 +10,10 @@ from dbt_kafka_sync.changes.diff import CHANGES, EVENT, compute_changes
 from dbt_kafka_sync.changes.hashing import PENDING, ROW_HASH
 from dbt_kafka_sync.changes.keys import null_key_rows
 from dbt_kafka_sync.sql import quote_identifier
+from dbt_kafka_sync.state import snapshot
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.local_file import has_state, local_bookkeeping
+from dbt_kafka_sync.state.prepared import PreparedCommit, load_prepared
 from dbt_kafka_sync.state.records import BookkeepingStore
 from dbt_kafka_sync.state.snapshot import commit, qualified, snapshot_view
 from dbt_kafka_sync.state.store import (
@@ -87,6 +89,24 @@ class LocalStore(BookkeepingStore):
             run_id,
             outcome,
         )
+
+    def prepare_commit(
+        self, failed: pa.Array, prepared: PreparedCommit, outcome: SyncOutcome
+    ) -> None:
+        """Keep the delivered changes in the file as a prepared commit (exactly-once)."""
+        snapshot.prepare(self.session, failed, prepared, outcome)
+
+    def pending_commit(self, sync_id: str) -> PreparedCommit | None:
+        """The sync's prepared commit, if a run left one."""
+        return load_prepared(self.book, sync_id) if self.initialised() else None
+
+    def complete_commit(self, prepared: PreparedCommit) -> None:
+        """Apply a prepared commit whose Kafka transaction committed."""
+        snapshot.complete(self.session, prepared)
+
+    def discard_commit(self, prepared: PreparedCommit, reason: str) -> None:
+        """Forget a prepared commit whose Kafka transaction did not commit."""
+        snapshot.discard(self.session, prepared, reason)
 
     def describe(self) -> str:
         """The file and how many syncs it remembers."""

@@ -7,10 +7,12 @@ interrupted before its commit, is found again by the next run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dbt_kafka_sync import faults
 from dbt_kafka_sync.changes.diff import CHANGES, EVENT
 from dbt_kafka_sync.changes.hashing import PENDING, ROW_HASH, row_hash
 from dbt_kafka_sync.changes.input import DiffInput
@@ -19,7 +21,19 @@ from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
 from dbt_kafka_sync.sql import quote_identifier
 from dbt_kafka_sync.state.history import SyncOutcome, record_outcome
 from dbt_kafka_sync.state.local_file import local_bookkeeping
-from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, save_sync, snapshot_name
+from dbt_kafka_sync.state.prepared import (
+    PreparedCommit,
+    drop_prepared,
+    mark_discarded,
+    save_prepared,
+)
+from dbt_kafka_sync.state.store import (
+    SyncIdentity,
+    SyncRecord,
+    load_sync,
+    save_sync,
+    snapshot_name,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -132,19 +146,74 @@ def commit(
     `failed`), or of an event the sync does not publish. One transaction: on any error
     nothing of it is kept.
     """
-    import pyarrow as pa
-
     table = record.snapshot_table if record else snapshot_name(identity.sync_id)
     book = local_bookkeeping(connection)
+    with _delivered_changes(connection, diff, failed) as delivered, book.transaction():
+        _shape_table(connection, diff, view, table)
+        _apply_changes(connection, diff, qualified(table), delivered)
+        save_sync(book, identity, table, diff)
+        record_outcome(book, run_id, identity.sync_id, outcome)
+        faults.reached(faults.DURING_STATE_COMMIT)
+
+
+def prepare(
+    connection: duckdb.DuckDBPyConnection,
+    failed: pa.Array,
+    prepared: PreparedCommit,
+    outcome: SyncOutcome,
+) -> None:
+    """Keep the delivered changes as a prepared commit, and the outcome; one transaction."""
+    book = local_bookkeeping(connection)
+    diff = prepared.diff
+    columns = ", ".join(quote_identifier(c) for c in diff.columns)
+    with _delivered_changes(connection, diff, failed) as delivered, book.transaction():
+        connection.execute(
+            f"CREATE TABLE {qualified(prepared.table)} AS"
+            f" SELECT {columns}, {ROW_HASH}, {EVENT} FROM {delivered}"
+        )
+        save_prepared(book, prepared)
+        record_outcome(book, prepared.run_id, prepared.sync_id, outcome)
+        faults.reached(faults.DURING_PREPARE)
+
+
+def complete(connection: duckdb.DuckDBPyConnection, prepared: PreparedCommit) -> None:
+    """Apply a prepared commit to the snapshot and forget it; one transaction."""
+    book = local_bookkeeping(connection)
+    record = load_sync(book, prepared.sync_id)
+    table = record.snapshot_table if record else snapshot_name(prepared.sync_id)
+    view = None
+    if prepared.view_sql is not None:
+        view = SnapshotView(prepared.view_sql, prepared.view_rewrite, [])
+    with book.transaction():
+        _shape_table(connection, prepared.diff, view, table)
+        _apply_changes(connection, prepared.diff, qualified(table), qualified(prepared.table))
+        save_sync(book, prepared.identity, table, prepared.diff)
+        drop_prepared(book, prepared)
+        faults.reached(faults.DURING_STATE_COMMIT)
+
+
+def discard(connection: duckdb.DuckDBPyConnection, prepared: PreparedCommit, reason: str) -> None:
+    """Forget a prepared commit whose transaction did not commit; its changes stay to send."""
+    book = local_bookkeeping(connection)
+    with book.transaction():
+        drop_prepared(book, prepared)
+        mark_discarded(book, prepared, reason)
+
+
+@contextmanager
+def _delivered_changes(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, failed: pa.Array
+) -> Iterator[str]:
+    """A temp table of the session's changes but the failed ones."""
+    import pyarrow as pa
+
     connection.register("dks_failed", pa.table({"seq": failed}))
     try:
-        with book.transaction():
-            _shape_table(connection, diff, view, table)
-            _apply_changes(connection, diff, qualified(table))
-            save_sync(book, identity, table, diff)
-            record_outcome(book, run_id, identity.sync_id, outcome)
+        done = f"SELECT * FROM {CHANGES} WHERE {diff.seq} NOT IN (SELECT seq FROM dks_failed)"
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE dks_done AS {done}")
     finally:
         connection.unregister("dks_failed")
+    yield "dks_done"
 
 
 def _shape_table(
@@ -160,12 +229,13 @@ def _shape_table(
         )
 
 
-def _apply_changes(connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str) -> None:
-    done = f"SELECT * FROM {CHANGES} WHERE {diff.seq} NOT IN (SELECT seq FROM dks_failed)"
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE dks_done AS {done}")
-    connection.execute(f"DELETE FROM {table} s USING dks_done d WHERE {diff.key_join('s', 'd')}")
+def _apply_changes(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str, delivered: str
+) -> None:
+    """Apply delivered changes (key, columns, hash and event) to the snapshot table."""
+    connection.execute(f"DELETE FROM {table} s USING {delivered} d WHERE {diff.key_join('s', 'd')}")
     columns = ", ".join(quote_identifier(c) for c in diff.columns)
     connection.execute(
         f"INSERT INTO {table} ({columns}, {ROW_HASH}) SELECT {columns}, {ROW_HASH}"
-        f" FROM dks_done WHERE {EVENT} <> 'removed'"
+        f" FROM {delivered} WHERE {EVENT} <> 'removed'"
     )

@@ -29,6 +29,9 @@ _COLUMNS = {
         failed BIGINT, rejected BIGINT, status TEXT, error TEXT""",
     "failed_rows": """run_id TEXT, sync_id TEXT, model TEXT, row_key TEXT, event TEXT,
         error TEXT""",
+    # Exactly-once commits waiting for their Kafka transaction's outcome (state/prepared.py).
+    "prepared": """sync_id TEXT PRIMARY KEY, run_id TEXT, marker TEXT, plan TEXT,
+        changes_table TEXT""",
 }
 
 

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sources",),
     ("dbt",),
     ("config",),
-    ("errors", "sql", "session", "__init__"),
+    ("errors", "sql", "session", "faults", "__init__"),
 )
 
 

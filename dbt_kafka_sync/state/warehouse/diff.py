@@ -349,12 +349,15 @@ def advance_snapshot(
     snapshot: WarehouseSnapshot | None,
     record: SyncRecord | None,
     sync: str,
+    prepared: str | None = None,
 ) -> str:
     """Inside the commit's transaction: apply the delivered changes; return the table's name.
 
-    Failed changes (their numbers in the FAILED table) leave their rows as they were.
+    The changes are the WORK table's, but for the failed ones (their numbers in the
+    FAILED table), which leave their rows as they were; or all those of a `prepared`
+    table (exactly-once: the delivered changes, kept while Kafka decided).
     """
-    work, failed = _temp(warehouse, WORK), _temp(warehouse, FAILED)
+    work = prepared or _temp(warehouse, WORK)
     stored = ", ".join(quote_identifier(c) for c in diff.columns)
     table = record.snapshot_table if record else snapshot_name(sync)
     if record is None:
@@ -368,8 +371,7 @@ def advance_snapshot(
         warehouse.execute(f"CREATE TABLE {book.table(table)} AS SELECT * FROM {snapshot.sql} v")
         warehouse.execute(f"DROP TABLE {book.table(old)}")
     target = book.table(table)
-    # An anti-join, not NOT IN: it stays a hash join however many messages failed.
-    delivered = f"NOT EXISTS (SELECT 1 FROM {failed} f WHERE f.seq = w.{SEQ_COLUMN})"
+    delivered = "1 = 1" if prepared else _not_failed(warehouse)
     warehouse.execute(
         f"DELETE FROM {target} t USING {work} w WHERE {diff.key_join('t', 'w')} AND {delivered}"
     )
@@ -378,6 +380,21 @@ def advance_snapshot(
         f" FROM {work} w WHERE w.{EVENT} <> 'removed' AND {delivered}"
     )
     return table
+
+
+def _not_failed(warehouse: Warehouse) -> str:
+    """The condition on a WORK row `w`: its change's message did not fail."""
+    # An anti-join, not NOT IN: it stays a hash join however many messages failed.
+    failed = _temp(warehouse, FAILED)
+    return f"NOT EXISTS (SELECT 1 FROM {failed} f WHERE f.seq = w.{SEQ_COLUMN})"
+
+
+def keep_delivered(book: Bookkeeping, warehouse: Warehouse, table: str) -> None:
+    """Inside a transaction: the WORK table's delivered changes into a table of the state."""
+    warehouse.execute(
+        f"CREATE TABLE {book.table(table)} AS SELECT * FROM {_temp(warehouse, WORK)} w"
+        f" WHERE {_not_failed(warehouse)}"
+    )
 
 
 def upload_pending(

@@ -6,9 +6,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from dbt_kafka_sync import faults
 from dbt_kafka_sync.errors import StateError, WarehouseError
 from dbt_kafka_sync.state import history
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
+from dbt_kafka_sync.state.prepared import (
+    PreparedCommit,
+    drop_prepared,
+    load_prepared,
+    mark_discarded,
+    save_prepared,
+)
 from dbt_kafka_sync.state.records import BookkeepingStore
 from dbt_kafka_sync.state.store import load_sync, save_sync
 from dbt_kafka_sync.state.tables import SCHEMA_VERSION, Bookkeeping
@@ -137,19 +145,65 @@ class WarehouseStore(BookkeepingStore):
         outcome: SyncOutcome,
     ) -> None:
         """Send the failed numbers up, then one warehouse transaction advances the snapshot."""
-        import pyarrow as pa
-
-        seqs = pa.table({"seq": failed.cast(pa.int64())})
-        self.warehouse.upload(self.session, seqs, warehouse_diff.FAILED)
+        self._upload_failed(failed)
         diff = found.diff
         with self.book.transaction():
-            if self.lease is not None:
-                self.lease.check()
+            self._check_lease()
             table = warehouse_diff.advance_snapshot(
                 self.book, self.warehouse, diff, found.pending, found.record, identity.sync_id
             )
             save_sync(self.book, identity, table, diff)
             history.record_outcome(self.book, run_id, identity.sync_id, outcome)
+            faults.reached(faults.DURING_STATE_COMMIT)
+
+    def prepare_commit(
+        self, failed: pa.Array, prepared: PreparedCommit, outcome: SyncOutcome
+    ) -> None:
+        """Keep the delivered changes in the schema as a prepared commit (exactly-once)."""
+        self._upload_failed(failed)
+        with self.book.transaction():
+            self._check_lease()
+            warehouse_diff.keep_delivered(self.book, self.warehouse, prepared.table)
+            save_prepared(self.book, prepared)
+            history.record_outcome(self.book, prepared.run_id, prepared.sync_id, outcome)
+            faults.reached(faults.DURING_PREPARE)
+
+    def pending_commit(self, sync_id: str) -> PreparedCommit | None:
+        """The sync's prepared commit, if a run left one."""
+        return load_prepared(self.book, sync_id) if self.initialised() else None
+
+    def complete_commit(self, prepared: PreparedCommit) -> None:
+        """Apply a prepared commit whose Kafka transaction committed."""
+        view = None
+        if prepared.view_sql is not None:
+            view = warehouse_diff.WarehouseSnapshot(prepared.view_sql, prepared.view_rewrite, [])
+        with self.book.transaction():
+            self._check_lease()
+            record = load_sync(self.book, prepared.sync_id)
+            changes = self.book.table(prepared.table)
+            table = warehouse_diff.advance_snapshot(
+                self.book, self.warehouse, prepared.diff, view, record, prepared.sync_id, changes
+            )
+            save_sync(self.book, prepared.identity, table, prepared.diff)
+            drop_prepared(self.book, prepared)
+            faults.reached(faults.DURING_STATE_COMMIT)
+
+    def discard_commit(self, prepared: PreparedCommit, reason: str) -> None:
+        """Forget a prepared commit whose Kafka transaction did not commit."""
+        with self.book.transaction():
+            self._check_lease()
+            drop_prepared(self.book, prepared)
+            mark_discarded(self.book, prepared, reason)
+
+    def _upload_failed(self, failed: pa.Array) -> None:
+        import pyarrow as pa
+
+        seqs = pa.table({"seq": failed.cast(pa.int64())})
+        self.warehouse.upload(self.session, seqs, warehouse_diff.FAILED)
+
+    def _check_lease(self) -> None:
+        if self.lease is not None:
+            self.lease.check()
 
     def describe(self) -> str:
         """The schema and how many syncs it remembers."""
@@ -170,8 +224,7 @@ class WarehouseStore(BookkeepingStore):
         warehouse_diff.upload_pending(self.warehouse, self.session, request.diff)
         relation = self.warehouse.relation(request.model)
         with self.book.transaction():
-            if self.lease is not None:
-                self.lease.check()
+            self._check_lease()
             table = warehouse_diff.adopt_snapshot(
                 self.book, self.warehouse, request, relation, identity.sync_id
             )
