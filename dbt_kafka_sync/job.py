@@ -30,8 +30,14 @@ from dbt_kafka_sync.messages.template_sql import template_sql
 from dbt_kafka_sync.sql import arrow_batches, events_list
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.history import MAX_RECORDED_ROWS, FailedRow, Sample, SyncOutcome
-from dbt_kafka_sync.state.prepared import PreparedCommit, prepared_table
-from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, fingerprint, sync_id
+from dbt_kafka_sync.state.prepared import PreparedCommit
+from dbt_kafka_sync.state.store import (
+    SyncIdentity,
+    SyncRecord,
+    fingerprint,
+    prepared_table,
+    sync_id,
+)
 
 if TYPE_CHECKING:
     import duckdb

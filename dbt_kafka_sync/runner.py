@@ -25,6 +25,7 @@ from dbt_kafka_sync.sources.base import Source
 from dbt_kafka_sync.state.base import StateStore
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
 from dbt_kafka_sync.state.location import StateLocation, open_store
+from dbt_kafka_sync.state.store import StoredSync
 
 if TYPE_CHECKING:
     from dbt_kafka_sync.kafka.producer import Publisher
@@ -229,11 +230,18 @@ def _history_store(found: _History, read_only: bool, owner: str = "") -> Iterato
             found.source.close()
 
 
-def reset(options: RunOptions, model: str) -> list[str]:
-    """Forget the snapshots of a model's syncs for the chosen Kafka target."""
+def reset_candidates(options: RunOptions, name: str) -> list[StoredSync]:
+    """The chosen Kafka target's syncs that `reset NAME` would forget; changes nothing."""
+    found = _history(options)
+    with _history_store(found, read_only=True) as store:
+        return store.find_syncs(name, found.target_name)
+
+
+def reset(options: RunOptions, sync_ids: list[str]) -> list[str]:
+    """Forget these syncs' snapshots (from reset_candidates); return those forgotten."""
     found = _history(options)
     with _history_store(found, read_only=False, owner=f"reset-{new_run_id()}") as store:
-        return store.forget_syncs(model, found.target_name)
+        return store.forget_syncs(sync_ids)
 
 
 def recent_runs(options: RunOptions, limit: int) -> list[RunSummary]:
@@ -288,6 +296,13 @@ def _copy_sync(job: SyncJob, target: StateStore, warehouse: WarehouseStore) -> C
 
     if target.has_sync(job.sync_id):
         return result("skipped", "the target has a state of it already; left as it is")
+    unsettled = job.context.store.pending_commit(job.sync_id)
+    if unsettled is not None:
+        return result(
+            "refused",
+            f"an exactly-once commit of run {unsettled.run_id} is not settled yet: run"
+            " dbt-kafka-sync first, then copy",
+        )
     try:
         request = job.change_request()
         # The model is read twice (the diff, then the new snapshot): both must see the same rows.

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from dbt_kafka_sync.cli import output
-from dbt_kafka_sync.errors import SyncError
+from dbt_kafka_sync.errors import StateError, SyncError, quote_list
 
 EXIT_OK, EXIT_FAILED, EXIT_BUG = 0, 1, 2
 
@@ -238,18 +238,27 @@ def show_command(options: Any, run_id: str, rows: int) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @_handle_errors
 def reset_command(options: Any, model: str, yes: bool) -> None:
-    """Forget MODEL's snapshot: its next run sends rows as on a first run."""
-    from dbt_kafka_sync.runner import reset
+    """Forget MODEL's snapshot: its next run sends rows as on a first run.
 
-    if not yes:
-        click.confirm(
-            f"Forget what was sent for '{model}'? Its next run follows initial_sync again",
-            abort=True,
-        )
-    forgotten = reset(options, model)
-    if not forgotten:
+    MODEL is a model's name (every version of it), `name.vN` (one version) or a unique_id.
+    """
+    from dbt_kafka_sync.runner import reset, reset_candidates
+
+    found = reset_candidates(options, model)
+    if not found:
         click.echo(f"nothing to reset: no sync of '{model}' in the state")
-    for identity in forgotten:
+        return
+    packages = sorted({sync.package for sync in found})
+    if yes and len(packages) > 1:
+        raise StateError(
+            f"'{model}' names models of several packages ({quote_list(packages)}):"
+            f" {quote_list([sync.model for sync in found])}; nothing was reset",
+            hint="name one of them by its unique_id",
+        )
+    if not yes:
+        output.print_reset_plan(model, found, packages)
+        click.confirm("Forget these? Their next run follows initial_sync again", abort=True)
+    for identity in reset(options, [sync.sync_id for sync in found]):
         click.echo(f"reset {identity}")
 
 

@@ -11,6 +11,7 @@ import yaml
 if TYPE_CHECKING:
     from dbt_kafka_sync.runner import CopiedSync, RunReport
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
+    from dbt_kafka_sync.state.store import StoredSync
 
 MAX_PRINTED_FAILURES = 10
 MAX_SAMPLE_CHARS = 300
@@ -134,3 +135,16 @@ def print_copied(copied: Sequence[CopiedSync]) -> None:
         click.echo("no model has a kafka_sync block: nothing to copy")
     for item in copied:
         click.echo(f"{item.status.upper():8} {item.model} [{item.sync}]: {item.detail}")
+
+
+def print_reset_plan(name: str, syncs: Sequence[StoredSync], packages: Sequence[str]) -> None:
+    """What `reset NAME` would forget, before it asks."""
+    if len(packages) > 1:
+        click.secho(
+            f"'{name}' names models of several packages ({', '.join(packages)});"
+            " to reset one of them only, give its unique_id",
+            fg="yellow",
+        )
+    click.echo(f"reset '{name}' forgets the snapshot of {len(syncs)} sync(s):")
+    for sync in syncs:
+        click.echo(f"  {sync.sync_id}")

@@ -7,9 +7,18 @@ shown, and their value is read only where it is handed to the Kafka client.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class _Strict(BaseModel):
@@ -126,6 +135,9 @@ class KafkaTarget(BaseModel):
     client_id: str = "dbt-kafka-sync"
     auth: AuthConfig | None = None
     tls: TlsConfig | None = None
+    # Before `producer`, whose check reads it: accept settings that break the delivery
+    # guarantee (see check_delivery_guarantee), with a warning at the start of each run.
+    allow_unsafe_producer_settings: bool = False
     producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
     state_path: str = DEFAULT_STATE_PATH
     state: LocalState | WarehouseState = Field(default_factory=LocalState, discriminator="type")
@@ -157,12 +169,13 @@ class KafkaTarget(BaseModel):
 
     @field_validator("producer")
     @classmethod
-    def _no_secrets_in_producer(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _no_secrets_in_producer(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         secret = sorted(key for key in value if _is_secret_setting(key))
         if secret:
             raise ValueError(
                 f"{', '.join(secret)} belong in the auth or tls block, where they are kept secret"
             )
+        check_delivery_guarantee(value, bool(info.data.get("allow_unsafe_producer_settings")))
         return value
 
     @field_validator("bootstrap_servers", mode="before")
@@ -171,6 +184,83 @@ class KafkaTarget(BaseModel):
         if isinstance(value, list):
             return ",".join(str(server).strip() for server in value)
         return value
+
+
+# The delivery guarantee: a row is never lost, and retries send it at most twice.
+GUARANTEE = "a row is never lost, and retries send it at most twice"
+TRANSACTIONAL_ID = "transactional.id"
+_FALSE = ("false", "0", "f", "no", "off")
+
+
+def _is_zero(value: str) -> bool:
+    try:
+        return float(value) == 0
+    except ValueError:
+        return False
+
+
+# (names, whether a normalised value is unsafe, why): the settings that break GUARANTEE.
+_UNSAFE: tuple[tuple[tuple[str, ...], Callable[[str], bool], str], ...] = (
+    (
+        ("acks", "request.required.acks"),
+        lambda value: value not in ("all", "-1"),
+        "the broker confirms a message before every in-sync replica has it, so a row"
+        " counted as delivered can be lost: use all or -1",
+    ),
+    (
+        ("enable.idempotence",),
+        lambda value: value in _FALSE,
+        "retries may write a message twice or out of order",
+    ),
+    (
+        ("message.timeout.ms", "delivery.timeout.ms"),
+        _is_zero,
+        "0 means a message never times out: a row the broker never takes is neither"
+        " delivered nor failed, and the run never ends",
+    ),
+)
+
+
+def unsafe_producer_settings(producer: Mapping[str, object]) -> list[str]:
+    """Each `producer:` setting that breaks the delivery guarantee, with its value and why.
+
+    Values come from YAML as text, numbers or booleans ("0", 0, "false", False): they are
+    compared normalised. Names may carry librdkafka's `topic.` prefix.
+    """
+    return [
+        f"{name}: {value} ({why})"
+        for name, value in producer.items()
+        for names, unsafe, why in _UNSAFE
+        if _setting(name) in names and unsafe(str(value).strip().lower())
+    ]
+
+
+def check_delivery_guarantee(producer: Mapping[str, object], allow_unsafe: bool) -> None:
+    """Refuse `producer:` settings that break the delivery guarantee (GUARANTEE).
+
+    `allow_unsafe` (the profile's allow_unsafe_producer_settings) lets them through, with
+    a warning at the start of each run; `transactional.id` is refused all the same.
+
+    Raises:
+        ValueError: naming each refused setting, its value and why.
+    """
+    refused = [
+        f"{name} is set by dbt-kafka-sync in exactly-once delivery; not allowed in producer:"
+        for name in producer
+        if _setting(name) == TRANSACTIONAL_ID
+    ]
+    if not allow_unsafe and unsafe_producer_settings(producer):
+        refused += unsafe_producer_settings(producer)
+        refused[-1] += (
+            f". These break the guarantee that {GUARANTEE}; to accept that, set"
+            " allow_unsafe_producer_settings: true"
+        )
+    if refused:
+        raise ValueError("; ".join(refused))
+
+
+def _setting(name: str) -> str:
+    return name.strip().removeprefix("topic.")
 
 
 def _is_secret_setting(key: str) -> bool:

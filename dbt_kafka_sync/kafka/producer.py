@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync import faults
+from dbt_kafka_sync.config.kafka import GUARANTEE, unsafe_producer_settings
 from dbt_kafka_sync.config.sync import EVENT_HEADER
 from dbt_kafka_sync.errors import KafkaError, ProfileError, describe_kafka_error, quote_list
 from dbt_kafka_sync.kafka.delivery import Deliveries, FailureReports, as_bytes
@@ -111,6 +112,13 @@ def client_log() -> Any:
 def producer_settings(target: KafkaTarget, base_dir: Path) -> dict[str, Any]:
     """Build the librdkafka configuration for a profile output."""
     settings: dict[str, Any] = dict(DEFAULT_PRODUCER_SETTINGS)
+    unsafe = unsafe_producer_settings(target.producer)
+    if unsafe:  # the profile allowed them (allow_unsafe_producer_settings)
+        log.warning(
+            "allow_unsafe_producer_settings: %s. The guarantee that %s does not hold for this run",
+            "; ".join(unsafe),
+            GUARANTEE,
+        )
     settings.update(target.producer)
     settings.update(security_settings(target, base_dir))
     settings["bootstrap.servers"] = target.bootstrap_servers

@@ -160,6 +160,10 @@ class Warehouse(Protocol):
         """SQL: the row hash of a canonical text."""
         ...
 
+    def convert(self, expression: str, column: SourceColumn) -> str:
+        """SQL: a value of another type as the column's type; NULL where it does not convert."""
+        ...
+
     def row_json(self, alias: str) -> str:
         """SQL: a row of `alias` as JSON text, to show in errors."""
         ...

@@ -124,6 +124,10 @@ class DuckDBWarehouse(DuckDBRunner):
             return f"CAST(to_json({name}) AS VARCHAR)"
         return f"CAST({name} AS VARCHAR)"
 
+    def convert(self, expression: str, column: SourceColumn) -> str:
+        """DuckDB's TRY_CAST: NULL where the value does not convert."""
+        return f"TRY_CAST({expression} AS {column.warehouse_type})"
+
     def hash_of_text(self, text: str) -> str:
         """The first 64 bits of the text's md5."""
         return f"CAST('0x' || left(md5({text}), 16) AS UBIGINT)"

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.sources.base import SourceColumn
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
     from dbt_kafka_sync.state.prepared import PreparedCommit
-    from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord
+    from dbt_kafka_sync.state.store import StoredSync, SyncIdentity, SyncRecord
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,10 @@ class StateStore(Protocol):
         """One run with its syncs and failed rows; None for an unknown run."""
         ...
 
-    def forget_syncs(self, model: str, target: str) -> list[str]:
-        """Drop the snapshots of a model's syncs; return their ids."""
+    def find_syncs(self, name: str, target: str) -> list[StoredSync]:
+        """The target's syncs of the model(s) `name` names exactly (see store.names_model)."""
+        ...
+
+    def forget_syncs(self, sync_ids: list[str]) -> list[str]:
+        """Drop these syncs' snapshots; return the ids of those the store had."""
         ...

@@ -15,7 +15,7 @@ from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.local_file import has_state, local_bookkeeping
 from dbt_kafka_sync.state.prepared import PreparedCommit, load_prepared
 from dbt_kafka_sync.state.records import BookkeepingStore
-from dbt_kafka_sync.state.snapshot import commit, qualified, snapshot_view
+from dbt_kafka_sync.state.snapshot import commit, conversion_notes, qualified, snapshot_view
 from dbt_kafka_sync.state.store import (
     load_sync,
     save_sync,
@@ -67,7 +67,7 @@ class LocalStore(BookkeepingStore):
             request.with_previous,
             model=model.name,
         )
-        notes = view.notes if view else []
+        notes = view.notes + conversion_notes(self.session, diff, record) if record and view else []
         return FoundChanges(diff, record, counts, rejected, examples, notes, view)
 
     def commit(

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from dbt_kafka_sync.changes.input import DiffInput
-from dbt_kafka_sync.state.store import SyncIdentity, snapshot_name
+from dbt_kafka_sync.state.store import SyncIdentity
 from dbt_kafka_sync.state.tables import Bookkeeping
 
 TABLE = "prepared"
@@ -54,11 +54,6 @@ class PreparedCommit:
             },
             sort_keys=True,
         )
-
-
-def prepared_table(sync_id: str) -> str:
-    """The name of a sync's table of prepared changes (one prepared commit at a time)."""
-    return f"{snapshot_name(sync_id)}_prepared"
 
 
 def save_prepared(book: Bookkeeping, prepared: PreparedCommit) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dbt_kafka_sync.state import history
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
-from dbt_kafka_sync.state.store import forget_syncs, load_sync
+from dbt_kafka_sync.state.store import StoredSync, find_syncs, forget_syncs, load_sync
 from dbt_kafka_sync.state.tables import Bookkeeping
 
 
@@ -60,6 +60,10 @@ class BookkeepingStore:
             return None
         return history.run_details(self.book, run_id, max_rows)
 
-    def forget_syncs(self, model: str, target: str) -> list[str]:
-        """Drop the snapshots of a model's syncs; return their ids."""
-        return forget_syncs(self.book, model, target) if self.initialised() else []
+    def find_syncs(self, name: str, target: str) -> list[StoredSync]:
+        """The target's syncs of the model(s) `name` names exactly (see store.names_model)."""
+        return find_syncs(self.book, name, target) if self.initialised() else []
+
+    def forget_syncs(self, sync_ids: list[str]) -> list[str]:
+        """Drop these syncs' snapshots; return the ids of those the store had."""
+        return forget_syncs(self.book, sync_ids) if self.initialised() else []

@@ -16,6 +16,7 @@ from dbt_kafka_sync import faults
 from dbt_kafka_sync.changes.diff import CHANGES, EVENT
 from dbt_kafka_sync.changes.hashing import PENDING, ROW_HASH, row_hash
 from dbt_kafka_sync.changes.input import DiffInput
+from dbt_kafka_sync.changes.keys import row_key_expression
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
 from dbt_kafka_sync.sql import quote_identifier
@@ -61,9 +62,10 @@ def snapshot_view(
     """Present the stored snapshot as the current config and model columns expect it.
 
     Columns the snapshot did not keep yet read as NULL and columns whose type changed
-    are cast. Stored hashes are reused when they cover the same columns, computed anew
-    when only the compared columns or DuckDB changed, and marked PENDING (every row sent
-    once) when the snapshot cannot tell: a compared column is new or changed its type.
+    are cast where their value converts (NULL where not: see conversion_notes). Stored
+    hashes are reused when they cover the same columns, computed anew when only the
+    compared columns or DuckDB changed, and marked PENDING (every row sent once) when the
+    snapshot cannot tell: a compared column is new or changed its type.
 
     Raises:
         SyncError: when the primary key or its types changed; the snapshot's rows
@@ -71,9 +73,7 @@ def snapshot_view(
     """
     check_same_key(model, diff, record)
     table = qualified(record.snapshot_table)
-    changed_types = [
-        c for c in diff.columns if c in record.columns and record.columns[c] != diff.columns[c]
-    ]
+    changed_types = retyped_columns(diff, record)
     unknown = [c for c in diff.compare_columns if c not in record.columns or c in changed_types]
     hashed_again = record.compare_columns != diff.compare_columns
     hashed_again |= record.hash_version != duckdb_version
@@ -104,6 +104,43 @@ def _stored_column(name: str, column_type: str, record: SyncRecord) -> str:
     if record.columns[name] != column_type:
         return f"TRY_CAST({quoted} AS {column_type}) AS {quoted}"
     return quoted
+
+
+def retyped_columns(diff: DiffInput, record: SyncRecord) -> list[str]:
+    """The kept columns whose type changed since the snapshot was written."""
+    return [c for c in diff.columns if c in record.columns and record.columns[c] != diff.columns[c]]
+
+
+def conversion_notes(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, record: SyncRecord
+) -> list[str]:
+    """Say, per retyped column, how many stored values do not convert to the new type.
+
+    Those read as NULL from the snapshot (see _stored_column), in the messages of removed
+    rows and in `previous`, and stay NULL once the commit rewrites the snapshot.
+    """
+    notes: list[str] = []
+    table = qualified(record.snapshot_table)
+    for column in retyped_columns(diff, record):
+        quoted, new_type = quote_identifier(column), diff.columns[column]
+        [(rows, example)] = connection.execute(
+            f"SELECT count(*), min({row_key_expression(record.primary_key)}) FROM {table}"
+            f" WHERE {quoted} IS NOT NULL AND TRY_CAST({quoted} AS {new_type}) IS NULL"
+        ).fetchall()
+        if rows:
+            before = f"{record.columns[column]} -> {new_type}"
+            notes.append(unconverted_note(column, before, int(rows), str(example)))
+    return notes
+
+
+def unconverted_note(column: str, types: str, rows: int, example: str) -> str:
+    """The note on stored values that a column's new type cannot hold (every backend)."""
+    return (
+        f"column '{column}' changed type ({types}): {rows} row(s) of the snapshot hold a"
+        f" value the new type cannot hold (e.g. row key {example!r}); the snapshot keeps"
+        " NULL for them, so a removed row's message (and a template's `previous`) carries"
+        " null for this column instead of its last sent value"
+    )
 
 
 def qualified(table: str) -> str:

@@ -106,20 +106,77 @@ def snapshot_name(sync: str) -> str:
     return "snapshot_" + hashlib.sha256(sync.encode()).hexdigest()[:16]
 
 
+def prepared_table(sync: str) -> str:
+    """The table of a sync's prepared commit (exactly-once; see state/prepared.py)."""
+    return f"{snapshot_name(sync)}_prepared"
+
+
 def fingerprint(config: dict[str, Any]) -> str:
     """Hash the parts of a sync's config that shape its messages."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def forget_syncs(book: Bookkeeping, model: str, target: str) -> list[str]:
-    """Drop the snapshots of a model's syncs (by name or unique_id); return the sync ids."""
+@dataclass(frozen=True)
+class StoredSync:
+    """A sync the state remembers, as `reset` lists it.
+
+    Attributes:
+        sync_id: `target:model unique_id:sync name`.
+        model: the model's unique_id (`model.<package>.<name>`, `....v<N>` for a version).
+    """
+
+    sync_id: str
+    model: str
+
+    @property
+    def package(self) -> str:
+        """The dbt package of the model."""
+        return self.model.split(".")[1] if self.model.count(".") >= 2 else ""
+
+
+def names_model(name: str, unique_id: str) -> bool:
+    """Tell whether `reset NAME` names this model, exactly.
+
+    NAME is the model's unique_id, its name (every version of a versioned model) or, for
+    one version, `name.v<N>` as dbt writes it (unique_id `model.<package>.<name>.v<N>`).
+    """
+    if name == unique_id:
+        return True
+    parts = unique_id.split(".", 3)  # model, package, name[, v<N>]
+    if len(parts) < 3:
+        return False
+    return name == parts[2] or (len(parts) == 4 and name == f"{parts[2]}.{parts[3]}")
+
+
+def find_syncs(book: Bookkeeping, name: str, target: str) -> list[StoredSync]:
+    """The syncs of the target whose model `name` names (see names_model), by sync id."""
     rows = book.records(
-        f"SELECT sync_id, model, snapshot_table FROM {book.table('syncs')} WHERE target = $1",
+        f"SELECT sync_id, model FROM {book.table('syncs')} WHERE target = $1 ORDER BY sync_id",
         [target],
     )
-    chosen = [row for row in rows if model in (row["model"], row["model"].split(".")[-1])]
+    return [
+        StoredSync(str(row["sync_id"]), str(row["model"]))
+        for row in rows
+        if names_model(name, str(row["model"]))
+    ]
+
+
+def forget_syncs(book: Bookkeeping, sync_ids: list[str]) -> list[str]:
+    """Drop these syncs' snapshots, records and prepared commits, in one transaction.
+
+    Returns:
+        The ids of the syncs the state had.
+    """
+    syncs = book.table("syncs")
+    forgotten: list[str] = []
     with book.transaction():
-        for row in chosen:
-            book.execute(f"DROP TABLE IF EXISTS {book.table(row['snapshot_table'])}")
-            book.execute(f"DELETE FROM {book.table('syncs')} WHERE sync_id = $1", [row["sync_id"]])
-    return [str(row["sync_id"]) for row in chosen]
+        for sync in sync_ids:
+            rows = book.records(f"SELECT snapshot_table FROM {syncs} WHERE sync_id = $1", [sync])
+            if rows:
+                book.execute(f"DROP TABLE IF EXISTS {book.table(rows[0]['snapshot_table'])}")
+                book.execute(f"DELETE FROM {syncs} WHERE sync_id = $1", [sync])
+                forgotten.append(sync)
+            # An exactly-once commit left prepared: forgotten too, or it would come back.
+            book.execute(f"DROP TABLE IF EXISTS {book.table(prepared_table(sync))}")
+            book.execute(f"DELETE FROM {book.table('prepared')} WHERE sync_id = $1", [sync])
+    return forgotten

@@ -286,3 +286,39 @@ def test_plan_shows_counts_and_samples_and_changes_nothing(project: Project, kaf
     assert 'added    key=1  value={"id":1,"full_name":"Ada Lovelace"' in plan.stdout
     assert kafka.consume_all(prefix + "customers") == []
     assert "5 added" in summary_line(project.sync("--select", "customers"), "customers")
+
+
+CODES_MODEL = """{{{{ config(materialized='table', meta={{'kafka_sync': {{'primary_key': 'id',
+    'key_column': 'id', 'topic': var('kafka_topic_prefix') ~ 'codes'}}}}) }}}}
+select cast(id as integer) as id, cast(code as {kind}) as code
+from (values {rows}) as t (id, code)
+"""
+
+
+def test_a_type_change_says_which_old_values_it_cannot_keep(project: Project, kafka: Kafka) -> None:
+    prefix = project.create_topics(kafka, ("codes",))
+    codes = TopicReader(kafka, prefix + "codes")
+    build = ("run", "--select", "codes", "--vars", json.dumps({"kafka_topic_prefix": prefix}))
+    project.write_model(
+        "codes", CODES_MODEL.format(kind="varchar", rows="(1, 'abc'), (2, '5'), (3, '7')")
+    )
+    project.dbt(*build)
+    assert project.sync("--select", "codes").returncode == 0
+    assert len(codes.new_messages()) == 3
+
+    # The column becomes an integer; rows 1 ('abc', no integer) and 3 ('7') are removed.
+    project.write_model("codes", CODES_MODEL.format(kind="integer", rows="(2, 6)"))
+    project.dbt(*build)
+    retyped = project.sync("--select", "codes")
+
+    assert retyped.returncode == 0, retyped.stdout + retyped.stderr
+    assert comparable(codes.new_messages()) == [
+        ("changed", "2", {"id": 2, "code": 6}),
+        ("removed", "1", {"id": 1, "code": None}),  # 'abc' cannot be an integer: said below
+        ("removed", "3", {"id": 3, "code": 7}),  # '7' is kept as 7
+    ]
+    assert "codes [default]: column 'code' changed type (" in retyped.stderr
+    assert (
+        "1 row(s) of the snapshot hold a value the new type cannot hold (e.g. row key '1')"
+        in retyped.stderr
+    )

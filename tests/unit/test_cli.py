@@ -44,11 +44,10 @@ def test_no_command_means_run(project: Path) -> None:
     assert "no dbt manifest at" in result.output
 
 
-def test_declining_reset_is_not_a_bug(project: Path) -> None:
-    result = CliRunner().invoke(main, ["reset", "m", "--project-dir", str(project)], input="n\n")
-    assert result.exit_code == 1
-    assert "Aborted" in result.output
-    assert "bug" not in result.output
+def test_reset_of_a_name_the_state_lacks_asks_nothing(project: Path) -> None:
+    result = CliRunner().invoke(main, ["reset", "m", "--project-dir", str(project)])
+    assert result.exit_code == 0
+    assert result.output == "nothing to reset: no sync of 'm' in the state\n"
 
 
 def test_show_unknown_run(project: Path) -> None:

@@ -17,7 +17,7 @@ from dbt_kafka_sync.changes.keys import check_duplicate_keys, null_key_rows
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.state.history import SyncOutcome
 from dbt_kafka_sync.state.local_file import local_bookkeeping, open_state
-from dbt_kafka_sync.state.snapshot import SnapshotView, commit, snapshot_view
+from dbt_kafka_sync.state.snapshot import SnapshotView, commit, conversion_notes, snapshot_view
 from dbt_kafka_sync.state.store import SyncIdentity, SyncRecord, load_sync
 
 IDENTITY = SyncIdentity(
@@ -364,3 +364,28 @@ def test_primary_key_change_is_an_error_with_a_way_out(
         message
     )
     assert "dbt-kafka-sync reset m" in message
+
+
+def test_a_type_change_keeps_values_that_convert_and_names_those_that_do_not(
+    connection: duckdb.DuckDBPyConnection,
+) -> None:
+    def model(kind: str, rows: list[str]) -> DiffInput:
+        connection.execute(f"CREATE OR REPLACE TABLE coded (id INTEGER, code {kind})")
+        connection.execute(f"INSERT INTO coded VALUES {', '.join(rows)}")
+        return DiffInput("coded", ["id"], {"id": "INTEGER", "code": kind}, ["code"])
+
+    stored = ["(1, 'abc')", "(2, '5')", "(3, NULL)", "(4, 'x1')", "(5, '7')"]
+    diff_and_commit(connection, diff=model("VARCHAR", stored))
+    retyped = model("INTEGER", ["(2, 5)", "(3, NULL)"])  # 1, 4 and 5 removed
+    record = load_sync(local_bookkeeping(connection), IDENTITY.sync_id)
+    assert record is not None
+
+    assert conversion_notes(connection, retyped, record) == [
+        "column 'code' changed type (VARCHAR -> INTEGER): 2 row(s) of the snapshot hold a"
+        " value the new type cannot hold (e.g. row key '1'); the snapshot keeps NULL for"
+        " them, so a removed row's message (and a template's `previous`) carries null for"
+        " this column instead of its last sent value"
+    ]
+    removed = [row for row in only_diff(connection, diff=retyped)[0] if row[0] == "removed"]
+    assert removed == [("removed", 1, None), ("removed", 4, None), ("removed", 5, 7)]
+    assert conversion_notes(connection, model("VARCHAR", ["(1, 'abc')"]), record) == []

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from dbt_kafka_sync.dbt.manifest import SyncedModel
 from dbt_kafka_sync.errors import WarehouseError
+from dbt_kafka_sync.session import duckdb_session
 from dbt_kafka_sync.sources import open_source
 from dbt_kafka_sync.sources.duckdb import DuckDBSource
 from dbt_kafka_sync.sources.postgres import PostgresSettings, PostgresSource
@@ -77,3 +80,96 @@ def test_bad_settings_are_named_without_their_values(output: dict[str, Any], mes
         PostgresSettings.from_output(output)
     assert message in str(raised.value)
     assert "'p'" not in str(raised.value)
+
+
+def duckdb_model(name: str) -> SyncedModel:
+    return SyncedModel(f"model.p.{name}", name, None, "main", name, "models/x.sql", ())
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    """A warehouse file with views as dbt-duckdb builds them, and a second file to attach."""
+    with duckdb.connect(str(tmp_path / "other.duckdb")) as other:
+        other.execute("CREATE TABLE codes AS SELECT 1 AS id, 'a' AS code")
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as wh:
+        wh.execute(f"ATTACH '{tmp_path / 'other.duckdb'}' AS other")
+        wh.execute("CREATE TABLE stored AS SELECT 7 AS n")
+        wh.execute(
+            "CREATE VIEW clock AS SELECT n, strftime(TIMESTAMPTZ '2024-01-01 00:00:00+00',"
+            " '%H:%M') AS at FROM wh.main.stored"
+        )
+        wh.execute("CREATE VIEW over_other AS SELECT id, code FROM other.main.codes")
+    return tmp_path
+
+
+def read(project: Path, output: dict[str, Any], model: str) -> list[tuple[Any, ...]]:
+    """The rows the sync reads for a model, and its column types."""
+    source = DuckDBSource({"type": "duckdb", "path": "wh.duckdb", **output}, project)
+    with duckdb_session("1GB") as session:
+        relation = source.relation(session, duckdb_model(model), [])
+        types = [c.duckdb_type for c in source.columns(session, duckdb_model(model))]
+        return [*session.execute(f"SELECT * FROM {relation}").fetchall(), tuple(types)]
+
+
+@pytest.mark.parametrize(
+    ("output", "model", "expected"),
+    [
+        pytest.param({}, "clock", [(7, "00:00"), ("INTEGER", "VARCHAR")], id="view"),
+        pytest.param(
+            {"settings": {"TimeZone": "Asia/Tokyo", "threads": 1}},
+            "clock",
+            [(7, "09:00"), ("INTEGER", "VARCHAR")],
+            id="view-with-settings",
+        ),
+        pytest.param(
+            {"attach": [{"path": "other.duckdb", "alias": "other"}]},
+            "over_other",
+            [(1, "a"), ("INTEGER", "VARCHAR")],
+            id="view-over-an-attached-database",
+        ),
+        pytest.param(
+            {
+                "settings": {"integer_division": True},
+                "attach": [{"path": "x.db", "type": "sqlite"}],
+            },
+            "stored",
+            [(7,), ("INTEGER",)],
+            id="table-whatever-the-profile",
+        ),
+    ],
+)
+def test_a_view_is_read_as_dbt_duckdb_evaluates_it(
+    warehouse: Path, output: dict[str, Any], model: str, expected: list[tuple[Any, ...]]
+) -> None:
+    assert read(warehouse, output, model) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        pytest.param(
+            {"settings": {"enable_external_access": False}},
+            "setting enable_external_access = False cannot be given to it alone",
+            id="instance-setting",
+        ),
+        pytest.param(
+            {"attach": [{"path": "x.db", "type": "sqlite", "alias": "x"}]},
+            "attaches 'x' (type sqlite), which this tool does not attach",
+            id="foreign-attachment",
+        ),
+        pytest.param(
+            {"extensions": ["no_such_extension"]},
+            "extension 'no_such_extension' cannot be loaded",
+            id="extension",
+        ),
+    ],
+)
+def test_a_view_that_cannot_be_evaluated_as_dbt_does_is_refused(
+    warehouse: Path, output: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(WarehouseError) as raised:
+        read(warehouse, output, "clock")
+    message = raised.value.render()
+    assert message.startswith("model 'clock': the model is a view, and the dbt profile")
+    assert expected in message
+    assert "hint: materialize the model as a table (materialized: table)" in message

@@ -15,10 +15,9 @@ from dbt_kafka_sync.state.prepared import (
     PreparedCommit,
     drop_prepared,
     load_prepared,
-    prepared_table,
     save_prepared,
 )
-from dbt_kafka_sync.state.store import SyncIdentity
+from dbt_kafka_sync.state.store import SyncIdentity, prepared_table
 from dbt_kafka_sync.state.tables import Bookkeeping
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dbt_kafka_sync.errors import StateError, WarehouseError
 from dbt_kafka_sync.sources.base import SourceColumn
-from dbt_kafka_sync.sql import SqlRunner, quote_identifier
+from dbt_kafka_sync.sql import SqlRunner, quote_identifier, quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 _NO_PRIVILEGE = "42501"  # SQLSTATE insufficient_privilege
 MIN_SERVER_VERSION = 120000  # extra_float_digits = 1 gives the shortest exact float text from 12
+INPUT_CHECK_VERSION = 160000  # pg_input_is_valid(): tells whether a text converts to a type
 
 
 class ModelReader(Protocol):
@@ -125,6 +126,7 @@ class PostgresWarehouse(PostgresRunner):
         self.source = source
         super().__init__(source.connection(), self._error)
         [row] = self.records("SELECT current_setting('server_version_num')::int AS version")
+        self.server_version = int(row["version"])
         if row["version"] < MIN_SERVER_VERSION:
             raise StateError(
                 f"the warehouse state needs PostgreSQL 12 or later (its row hash relies on the"
@@ -187,6 +189,19 @@ class PostgresWarehouse(PostgresRunner):
     def text(self, column: SourceColumn, alias: str) -> str:
         """A value's text output (the session fixes time zone, date and float formats)."""
         return f"CAST({alias}.{quote_identifier(column.name)} AS text)"
+
+    def convert(self, expression: str, column: SourceColumn) -> str:
+        """The value's text read as the column's type, where that text is valid input for it.
+
+        PostgreSQL has no TRY_CAST: the check needs pg_input_is_valid (PostgreSQL 16); on
+        older servers no value converts (they read as NULL, and the run says so).
+        """
+        if self.server_version < INPUT_CHECK_VERSION:
+            return f"CAST(NULL AS {column.warehouse_type})"
+        text = f"CAST({expression} AS text)"
+        kind = column.warehouse_type
+        valid = f"pg_input_is_valid({text}, {quote_literal(kind)})"
+        return f"CASE WHEN {valid} THEN CAST({text} AS {kind}) END"
 
     def hash_of_text(self, text: str) -> str:
         """The first 64 bits of the text's md5, as a signed bigint."""

@@ -23,7 +23,7 @@ from dbt_kafka_sync.changes.input import SEQ_COLUMN, ChangeCounts, DiffInput
 from dbt_kafka_sync.changes.keys import MAX_REPORTED_KEYS
 from dbt_kafka_sync.errors import StateError, SyncError
 from dbt_kafka_sync.sql import arrow_batches, quote_identifier
-from dbt_kafka_sync.state.snapshot import check_same_key
+from dbt_kafka_sync.state.snapshot import check_same_key, unconverted_note
 from dbt_kafka_sync.state.store import SyncRecord, snapshot_name
 from dbt_kafka_sync.state.tables import Bookkeeping
 
@@ -80,12 +80,13 @@ def snapshot_view(
 ) -> WarehouseSnapshot:
     """Present the stored snapshot as the current config and model columns expect it.
 
-    Columns the snapshot did not keep yet, or whose type changed (in the session, or in
-    the warehouse: varchar(10) to text), read as NULL, and the commit rewrites the table
-    with the model's types. Stored
-    hashes are reused when they cover the same columns the same way; computed anew from
-    the stored values when only the compared columns changed; PENDING (every row sent
-    once, as changed) when a compared column is new or retyped, or the hash changed.
+    Columns the snapshot did not keep yet read as NULL. A kept column whose type changed
+    (in the session, or in the warehouse: varchar(10) to text) is converted where its value
+    converts, and a note says how many stored values do not (they read as NULL); the commit
+    rewrites the table with the model's types. Stored hashes are reused when they cover
+    the same columns the same way; computed anew from the stored values when only the
+    compared columns changed; PENDING (every row sent once, as changed) when a compared
+    column is new or retyped, or the hash changed.
     """
     diff = request.diff
     check_same_key(request.model.name, diff, record)
@@ -97,7 +98,12 @@ def snapshot_view(
         if record.columns.get(c) == diff.columns[c] and stored.get(c) == by_name[c].warehouse_type
     ]
     unknown = [c for c in diff.compare_columns if c not in same]
-    notes: list[str] = []
+    converted = {
+        c: warehouse.convert(f"s.{quote_identifier(c)}", by_name[c])
+        for c in diff.columns
+        if c in stored and c not in same
+    }
+    notes = unconverted_notes(warehouse, request, table, stored, converted)
     if record.hash_version != warehouse.hash_version:
         hash_sql = f"CAST({PENDING} AS {warehouse.hash_type})"
         notes.append(
@@ -118,7 +124,8 @@ def snapshot_view(
     columns = [
         f"s.{quote_identifier(c)}"
         if c in same
-        else f"CAST(NULL AS {by_name[c].warehouse_type}) AS {quote_identifier(c)}"
+        else f"{converted.get(c, f'CAST(NULL AS {by_name[c].warehouse_type})')}"
+        f" AS {quote_identifier(c)}"
         for c in diff.columns
     ]
     return WarehouseSnapshot(
@@ -126,6 +133,34 @@ def snapshot_view(
         rewrite=hash_sql != f"s.{ROW_HASH}" or record.columns != diff.columns,
         notes=notes,
     )
+
+
+def unconverted_notes(
+    warehouse: Warehouse,
+    request: ChangeRequest,
+    table: str,
+    stored: dict[str, str],
+    converted: dict[str, str],
+) -> list[str]:
+    """Per converted column: how many stored values do not convert, with an example key.
+
+    `stored` holds the stored table's column types; `converted`, column -> its conversion.
+    """
+    by_name = {column.name: column for column in request.read}
+    key = request.diff.primary_key
+    texts = ", ".join(f"{warehouse.text(by_name[c], 's')} AS k{i}" for i, c in enumerate(key))
+    notes: list[str] = []
+    for column, conversion in converted.items():
+        rows = warehouse.records(
+            f"SELECT {texts}, count(*) OVER () AS n FROM {table} s"
+            f" WHERE s.{quote_identifier(column)} IS NOT NULL AND ({conversion}) IS NULL"
+            f" ORDER BY {', '.join(f'k{i}' for i in range(len(key)))} LIMIT 1"
+        )
+        if rows:
+            types = f"{stored[column]} -> {by_name[column].warehouse_type}"
+            example = _key_text([rows[0][f"k{i}"] for i in range(len(key))])
+            notes.append(unconverted_note(column, types, int(rows[0]["n"]), example))
+    return notes
 
 
 def empty_snapshot(warehouse: Warehouse, request: ChangeRequest) -> str:
