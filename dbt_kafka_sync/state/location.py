@@ -66,8 +66,8 @@ def open_store(
 
     The warehouse needs the source (connected here). Read-only, nothing is created,
     written or locked. A local file is read whole first (its snapshots too, unless
-    check_snapshots is False); after a block that wrote to it without error, its last
-    good copy is refreshed (unless the profile turned that off).
+    check_snapshots is False); after a block that wrote to a file so checked without
+    error, its last good copy is refreshed (unless the profile turned that off).
     """
     with duckdb_session(location.memory_limit) as session:
         config = location.config
@@ -76,7 +76,9 @@ def open_store(
             attached = open_state(session, path, read_only, check_snapshots)
             store = LocalStore(session, source, path, attached)
             yield store
-            if not read_only and config.keep_last_good and not store.file.failed:
+            # Known good: read whole at open (snapshots too), and every write went through.
+            whole = check_snapshots and not store.file.failed
+            if not read_only and whole and config.keep_last_good:
                 keep_last_good(session, path)
             return
         if source is None:
