@@ -77,6 +77,10 @@ class StateError(SyncError):
     """The state store is locked, corrupt, or was written by an incompatible version."""
 
 
+class DamagedStateError(StateError):
+    """The state file is truncated or corrupted: the run stops and writes nothing to it."""
+
+
 def quote_list(names: Sequence[str]) -> str:
     """Format names for an error message: 'a', 'b', 'c'."""
     return ", ".join(f"'{name}'" for name in names)

@@ -16,7 +16,7 @@ from dbt_kafka_sync.config.kafka import KafkaTarget
 from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, select_models, synced_models
 from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
 from dbt_kafka_sync.dbt.project import load_dbt_project
-from dbt_kafka_sync.errors import StateError, SyncError, WarehouseError
+from dbt_kafka_sync.errors import DamagedStateError, StateError, SyncError, WarehouseError
 from dbt_kafka_sync.job import JobContext, SyncJob
 from dbt_kafka_sync.kafka.transactions import SyncTransaction
 from dbt_kafka_sync.messages.templating import TemplateLoader
@@ -29,6 +29,7 @@ from dbt_kafka_sync.state.store import StoredSync
 
 if TYPE_CHECKING:
     from dbt_kafka_sync.kafka.producer import Publisher
+    from dbt_kafka_sync.state.last_good import Restored
     from dbt_kafka_sync.state.warehouse.store import WarehouseStore
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
         try:
             jobs = context.job_context(store, publisher, report.run_id, full_refresh)
             _sync_all(jobs, context.models, report)
+        except DamagedStateError:
+            raise  # nothing more is written to a damaged file
         except BaseException as exc:
             message = exc.render() if isinstance(exc, SyncError) else type(exc).__name__
             try:
@@ -188,6 +191,8 @@ def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport)
             job = SyncJob(context, model, sync)
             try:
                 outcome = job.plan() if context.publisher is None else job.run()
+            except DamagedStateError:
+                raise  # the state file, not the model: the run stops here
             except (SyncError, duckdb.Error) as exc:
                 if isinstance(exc, duckdb.Error):  # e.g. a view over a dropped table
                     exc = WarehouseError(f"DuckDB failed: {exc}", model=model.name)
@@ -221,9 +226,11 @@ def _history(options: RunOptions) -> _History:
 
 
 @contextmanager
-def _history_store(found: _History, read_only: bool, owner: str = "") -> Iterator[StateStore]:
+def _history_store(
+    found: _History, read_only: bool, owner: str = "", check_snapshots: bool = True
+) -> Iterator[StateStore]:
     try:
-        with open_store(found.state, read_only, found.source, owner) as store:
+        with open_store(found.state, read_only, found.source, owner, check_snapshots) as store:
             yield store
     finally:  # after the store let its lease go, over this connection
         if found.source is not None:
@@ -233,15 +240,35 @@ def _history_store(found: _History, read_only: bool, owner: str = "") -> Iterato
 def reset_candidates(options: RunOptions, name: str) -> list[StoredSync]:
     """The chosen Kafka target's syncs that `reset NAME` would forget; changes nothing."""
     found = _history(options)
-    with _history_store(found, read_only=True) as store:
+    with _history_store(found, read_only=True, check_snapshots=False) as store:
         return store.find_syncs(name, found.target_name)
 
 
 def reset(options: RunOptions, sync_ids: list[str]) -> list[str]:
-    """Forget these syncs' snapshots (from reset_candidates); return those forgotten."""
+    """Forget these syncs' snapshots (from reset_candidates); return those forgotten.
+
+    Damaged snapshots do not stop it (it is a way out of them): the rest of the file must
+    be whole.
+    """
     found = _history(options)
-    with _history_store(found, read_only=False, owner=f"reset-{new_run_id()}") as store:
+    owner = f"reset-{new_run_id()}"
+    with _history_store(found, False, owner, check_snapshots=False) as store:
         return store.forget_syncs(sync_ids)
+
+
+def restore_state(options: RunOptions, force: bool) -> Restored:
+    """Put the last good copy of the local state file in its place (the file is kept aside)."""
+    from dbt_kafka_sync.state.last_good import restore_last_good
+
+    found = _history(options)
+    if found.source is not None:
+        found.source.close()  # not needed: only a local file is restored
+    if found.state.in_warehouse:
+        raise StateError(
+            "the state is kept in the warehouse: restore-state restores the local state file",
+            hint="restore the state schema with the warehouse's own backups",
+        )
+    return restore_last_good(found.state.path, force)
 
 
 def recent_runs(options: RunOptions, limit: int) -> list[RunSummary]:

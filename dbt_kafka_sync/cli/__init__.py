@@ -148,7 +148,7 @@ class _RunByDefault(click.Group):
 
 
 _GROUP_FLAGS = {"--help", "-h", "--version"}
-_FLAGS = {*_GROUP_FLAGS, "--full-refresh", "--yes", "-y"}  # options that take no value
+_FLAGS = {*_GROUP_FLAGS, "--full-refresh", "--yes", "-y", "--force"}  # options that take no value
 
 
 def _command_position(args: list[str], commands: Mapping[str, object]) -> int | None:
@@ -260,6 +260,21 @@ def reset_command(options: Any, model: str, yes: bool) -> None:
         click.confirm("Forget these? Their next run follows initial_sync again", abort=True)
     for identity in reset(options, [sync.sync_id for sync in found]):
         click.echo(f"reset {identity}")
+
+
+@main.command("restore-state")
+@_project_options
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restore even when the state file is not damaged.",
+)
+@_handle_errors
+def restore_state_command(options: Any, force: bool) -> None:
+    """Put the last good copy of a damaged state file in its place (the file is kept aside)."""
+    from dbt_kafka_sync.runner import restore_state
+
+    output.print_restored(restore_state(options, force))
 
 
 @main.command("copy-state")

@@ -11,6 +11,7 @@ import yaml
 if TYPE_CHECKING:
     from dbt_kafka_sync.runner import CopiedSync, RunReport
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
+    from dbt_kafka_sync.state.last_good import Restored
     from dbt_kafka_sync.state.store import StoredSync
 
 MAX_PRINTED_FAILURES = 10
@@ -148,3 +149,21 @@ def print_reset_plan(name: str, syncs: Sequence[StoredSync], packages: Sequence[
     click.echo(f"reset '{name}' forgets the snapshot of {len(syncs)} sync(s):")
     for sync in syncs:
         click.echo(f"  {sync.sync_id}")
+
+
+def print_restored(restored: Restored) -> None:
+    """What restore-state did, and what the next run will send again."""
+    if restored.kept_aside is not None:
+        click.echo(f"kept the damaged state file aside as {restored.kept_aside}")
+    click.echo(f"restored {restored.path} from its last good copy {restored.copy}")
+    run = restored.last_run
+    if run is None:
+        click.echo("the restored state records no run yet")
+    else:
+        started = f"{run.started_at:%Y-%m-%d %H:%M:%S}"
+        click.echo(f"the restored state ends with run {run.run_id} (started {started} UTC)")
+    click.echo(
+        "Rows published after the copy was taken are sent again by the next run (duplicates,"
+        " never a loss). If a run after it was cut short, run the next one with --full-refresh:"
+        " it also resends rows that changed and changed back since."
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dbt_kafka_sync.changes.diff import CHANGES, EVENT, compute_changes
@@ -12,7 +13,8 @@ from dbt_kafka_sync.changes.keys import null_key_rows
 from dbt_kafka_sync.sql import quote_identifier
 from dbt_kafka_sync.state import snapshot
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
-from dbt_kafka_sync.state.local_file import has_state, local_bookkeeping
+from dbt_kafka_sync.state.integrity import state_errors
+from dbt_kafka_sync.state.local_file import StateFileRunner, file_bookkeeping, has_state
 from dbt_kafka_sync.state.prepared import PreparedCommit, load_prepared
 from dbt_kafka_sync.state.records import BookkeepingStore
 from dbt_kafka_sync.state.snapshot import commit, conversion_notes, qualified, snapshot_view
@@ -35,14 +37,20 @@ class LocalStore(BookkeepingStore):
     """Snapshots and history in the DuckDB file attached to the session (or none yet)."""
 
     def __init__(
-        self, session: duckdb.DuckDBPyConnection, source: Source | None, attached: bool
+        self,
+        session: duckdb.DuckDBPyConnection,
+        source: Source | None,
+        path: Path,
+        attached: bool,
     ) -> None:
         import duckdb
 
         self.session = session
         self.source = source
+        self.path = path
         self.attached = attached
-        self.book = local_bookkeeping(session)
+        self.file = StateFileRunner(session, path)  # `file.failed`: not known good any more
+        self.book = file_bookkeeping(self.file)
         # DuckDB's hash() may change between versions: the snapshot notes which one hashed it.
         self.hash_version = str(duckdb.__version__)
 
@@ -59,15 +67,18 @@ class LocalStore(BookkeepingStore):
         rejected, examples = null_key_rows(self.session, diff)
         record = load_sync(self.book, request.sync_id) if self.initialised() else None
         view = snapshot_view(model.name, diff, record, self.hash_version) if record else None
-        counts = compute_changes(
-            self.session,
-            diff,
-            view.sql if view else None,
-            request.resend_all,
-            request.with_previous,
-            model=model.name,
-        )
-        notes = view.notes + conversion_notes(self.session, diff, record) if record and view else []
+        with state_errors(self.session, self.path):  # the diff reads the snapshot
+            counts = compute_changes(
+                self.session,
+                diff,
+                view.sql if view else None,
+                request.resend_all,
+                request.with_previous,
+                model=model.name,
+            )
+            notes = (
+                view.notes + conversion_notes(self.session, diff, record) if record and view else []
+            )
         return FoundChanges(diff, record, counts, rejected, examples, notes, view)
 
     def commit(
@@ -79,22 +90,24 @@ class LocalStore(BookkeepingStore):
         outcome: SyncOutcome,
     ) -> None:
         """Advance the snapshot and record the outcome, in one transaction of the file."""
-        commit(
-            self.session,
-            found.diff,
-            found.pending,
-            found.record,
-            failed,
-            identity,
-            run_id,
-            outcome,
-        )
+        with self.file.guard():
+            commit(
+                self.session,
+                found.diff,
+                found.pending,
+                found.record,
+                failed,
+                identity,
+                run_id,
+                outcome,
+            )
 
     def prepare_commit(
         self, failed: pa.Array, prepared: PreparedCommit, outcome: SyncOutcome
     ) -> None:
         """Keep the delivered changes in the file as a prepared commit (exactly-once)."""
-        snapshot.prepare(self.session, failed, prepared, outcome)
+        with self.file.guard():
+            snapshot.prepare(self.session, failed, prepared, outcome)
 
     def pending_commit(self, sync_id: str) -> PreparedCommit | None:
         """The sync's prepared commit, if a run left one."""
@@ -102,11 +115,13 @@ class LocalStore(BookkeepingStore):
 
     def complete_commit(self, prepared: PreparedCommit) -> None:
         """Apply a prepared commit whose Kafka transaction committed."""
-        snapshot.complete(self.session, prepared)
+        with self.file.guard():
+            snapshot.complete(self.session, prepared)
 
     def discard_commit(self, prepared: PreparedCommit, reason: str) -> None:
         """Forget a prepared commit whose Kafka transaction did not commit."""
-        snapshot.discard(self.session, prepared, reason)
+        with self.file.guard():
+            snapshot.discard(self.session, prepared, reason)
 
     def describe(self) -> str:
         """The file and how many syncs it remembers."""

@@ -18,6 +18,7 @@ from dbt_kafka_sync.config.kafka import (
 from dbt_kafka_sync.errors import ConfigError
 from dbt_kafka_sync.session import duckdb_session
 from dbt_kafka_sync.state.base import StateStore
+from dbt_kafka_sync.state.last_good import keep_last_good
 from dbt_kafka_sync.state.local import LocalStore
 from dbt_kafka_sync.state.local_file import open_state
 from dbt_kafka_sync.state.warehouse.store import WarehouseStore
@@ -59,25 +60,36 @@ def open_store(
     read_only: bool,
     source: Source | None = None,
     owner: str = "",
+    check_snapshots: bool = True,
 ) -> Iterator[StateStore]:
     """A DuckDB session for the run with its state store; locked for `owner` unless read_only.
 
     The warehouse needs the source (connected here). Read-only, nothing is created,
-    written or locked.
+    written or locked. A local file is read whole first (its snapshots too, unless
+    check_snapshots is False); after a block that wrote to a file so checked without
+    error, its last good copy is refreshed (unless the profile turned that off).
     """
     with duckdb_session(location.memory_limit) as session:
-        if not isinstance(location.config, WarehouseState):
-            yield LocalStore(session, source, open_state(session, location.path, read_only))
+        config = location.config
+        if not isinstance(config, WarehouseState):
+            path = location.path
+            attached = open_state(session, path, read_only, check_snapshots)
+            store = LocalStore(session, source, path, attached)
+            yield store
+            # Known good: read whole at open (snapshots too), and every write went through.
+            whole = check_snapshots and not store.file.failed
+            if not read_only and whole and config.keep_last_good:
+                keep_last_good(session, path)
             return
         if source is None:
             raise ConfigError("a warehouse state needs the dbt target's connection")
         source.open()
-        schema = state_schema(location.config, source)
-        store = WarehouseStore(session, source.warehouse(session, read_only), schema, read_only)
+        schema = state_schema(config, source)
+        warehouse = WarehouseStore(session, source.warehouse(session, read_only), schema, read_only)
         if not read_only:
-            store.lock(owner, location.config.lease_seconds)
-        with _unlocking(store):
-            yield store
+            warehouse.lock(owner, config.lease_seconds)
+        with _unlocking(warehouse):
+            yield warehouse
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,8 @@ def open_both(location: StateLocation, source: Source, owner: str) -> Iterator[B
     if not isinstance(config, WarehouseState):
         config = WarehouseState.model_validate({"type": "warehouse"})
     with duckdb_session(location.memory_limit) as session:
-        local = LocalStore(session, source, open_state(session, location.path, read_only=False))
+        attached = open_state(session, location.path, read_only=False)
+        local = LocalStore(session, source, location.path, attached)
         source.open()
         warehouse = source.warehouse(session, read_only=False)
         store = WarehouseStore(session, warehouse, state_schema(config, source), read_only=False)
