@@ -7,7 +7,7 @@ KAFKA_STATE ?= .kafka-local
 
 ROWS ?= 1000000
 
-.PHONY: demo test lint unit integration bench broker broker-stop clean
+.PHONY: demo test lint unit integration faults bench broker broker-stop clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ unit: $(VENV)/.installed
 
 integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
+
+## faults: the fault suite at full size (20 random kills per phase and mode); figures in faults.jsonl
+FAULT_KILLS ?= 20
+faults: $(VENV)/.installed
+	rm -f faults.jsonl
+	FAULT_KILLS=$(FAULT_KILLS) FAULT_REPORT=$(CURDIR)/faults.jsonl $(PY) -m pytest tests/integration/test_faults.py
+	cat faults.jsonl
 
 ## bench: Kafka's own producer tool, a bare Python loop, pandas and dbt-kafka-sync side by side
 bench: $(VENV)/.installed
