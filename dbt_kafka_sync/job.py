@@ -345,6 +345,7 @@ class SyncJob:
             return
         commit = self._prepared_commit(prepared, marker)
         try:
+            transaction.check_time_left()
             with _writing_state():
                 store.prepare_commit(deliveries.failed_array(), commit, self.outcome)
         except BaseException:

@@ -323,7 +323,7 @@ def _copy_sync(job: SyncJob, target: StateStore, warehouse: WarehouseStore) -> C
 
     if target.has_sync(job.sync_id):
         return result("skipped", "the target has a state of it already; left as it is")
-    unsettled = job.context.store.pending_commit(job.sync_id)
+    unsettled = job.context.store.pending_commit(job.sync_id) or target.pending_commit(job.sync_id)
     if unsettled is not None:
         return result(
             "refused",

@@ -67,7 +67,12 @@ def partition_of(transactional_id: str, partitions: int) -> int:
 
 
 class ProgressTopic:
-    """Reads the progress topic as consumers of the synced topics will: read_committed."""
+    """Reads the progress topic as consumers of the synced topics will: read_committed.
+
+    A second client, reading uncommitted, tells where a partition really ends: asked by
+    a read_committed client, the broker answers with the last stable offset, which stops
+    at the first transaction still open (of any producer) and would hide later markers.
+    """
 
     def __init__(self, target: KafkaTarget, base_dir: Path, topic: str) -> None:
         from confluent_kafka import Consumer
@@ -81,11 +86,12 @@ class ProgressTopic:
             "client.id": target.client_id,
             "group.id": f"{target.client_id}-progress",  # required by the client; never joined
             "enable.auto.commit": False,
-            "isolation.level": "read_committed",
+            "auto.offset.reset": "error",  # a marker's offset gone is an error, not "the end"
             "enable.partition.eof": True,
             "logger": client_log(),
         }
-        self._consumer = Consumer(settings)
+        self._committed = Consumer(settings | {"isolation.level": "read_committed"})
+        self._ends = Consumer(settings | {"isolation.level": "read_uncommitted"})
 
     def partitions(self) -> int:
         """The topic's partition count.
@@ -96,12 +102,11 @@ class ProgressTopic:
         from confluent_kafka import KafkaException
 
         try:
-            metadata = self._consumer.list_topics(self.topic, timeout=10.0)
+            metadata = self._ends.list_topics(self.topic, timeout=10.0)
         except KafkaException as exc:
             error = exc.args[0] if exc.args else exc
-            raise KafkaError(
-                f"cannot read the progress topic: {describe_kafka_error(error)}"
-            ) from None
+            reason = describe_kafka_error(error)
+            raise KafkaError(f"cannot read the progress topic: {reason}") from None
         found = metadata.topics.get(self.topic)
         if found is None or found.error is not None or not found.partitions:
             raise KafkaError(
@@ -113,44 +118,60 @@ class ProgressTopic:
             )
         return len(found.partitions)
 
-    def end_offset(self, partition: int) -> int:
-        """The partition's high watermark, asked of the broker."""
+    def offsets(self, topic: str, partition: int) -> tuple[int, int]:
+        """The partition's first offset and its high watermark, asked of the broker."""
         from confluent_kafka import KafkaException, TopicPartition
 
         try:
-            _low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), timeout=10.0, cached=False
+            low, high = self._ends.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10.0, cached=False
             )
         except KafkaException as exc:
             raise KafkaError(
-                f"cannot read the end of the progress topic '{self.topic}':"
+                f"cannot read the offsets of the progress topic '{topic}':"
                 f" {describe_kafka_error(exc.args[0] if exc.args else exc)}"
             ) from None
-        return int(high)
+        return int(low), int(high)
 
     def holds(self, marker: Marker) -> bool:
         """Tell whether the marker's transaction committed.
 
         Call it once the sync's producer has initialised its transactions: any transaction
         of an earlier producer of the sync is then committed or aborted for good, and the
-        partition's end covers its marker. The partition is read from the marker's start
-        offset to that end; read_committed, a reader stops at the first transaction still
-        open (of another sync), so this waits for those to end.
+        partition's high watermark covers its marker. The partition is read, as
+        read_committed consumers read it, from the marker's start offset to that end;
+        a transaction of another producer still open before the end holds the reading
+        back, so this waits for it (or fails, deciding nothing).
 
         Raises:
-            KafkaError: when the partition cannot be read to its end in time.
+            KafkaError: when the partition cannot be read to its end in time, or no longer
+                holds the offsets the marker may be at.
         """
+        low, end = self.offsets(marker.topic, marker.partition)
+        if marker.start_offset < low or end < marker.start_offset:
+            raise KafkaError(
+                f"the progress topic '{marker.topic}' (partition {marker.partition}) no longer"
+                f" holds offset {marker.start_offset} (it starts at {low} and ends at {end}):"
+                " whether the interrupted run's transaction committed cannot be told; nothing"
+                " was changed",
+                hint="keep the progress topic compacted, never deleted (cleanup.policy=compact);"
+                " to go on, reset the model (`dbt-kafka-sync reset MODEL`), which sends its rows"
+                " again as initial_sync says",
+            )
+        if end == marker.start_offset:
+            return False  # nothing was written since: the transaction never reached its marker
+        return self._read_to(marker, end)
+
+    def _read_to(self, marker: Marker, end: int) -> bool:
         from confluent_kafka import KafkaError as ClientError
         from confluent_kafka import TopicPartition
 
-        end = self.end_offset(marker.partition)
-        if end <= marker.start_offset:
-            return False
-        self._consumer.assign([TopicPartition(self.topic, marker.partition, marker.start_offset)])
+        start = TopicPartition(marker.topic, marker.partition, marker.start_offset)
+        self._committed.assign([start])
         deadline = time.monotonic() + READ_TIMEOUT_S
         try:
             while time.monotonic() < deadline:
-                message = self._consumer.poll(1.0)
+                message = self._committed.poll(1.0)
                 if message is None:
                     continue
                 error = message.error()
@@ -166,17 +187,19 @@ class ProgressTopic:
                         f"cannot read the progress topic: {describe_kafka_error(error)}"
                     )
         finally:
-            self._consumer.unassign()
+            self._committed.unassign()
         raise KafkaError(
-            f"the progress topic '{self.topic}' (partition {marker.partition}) could not be"
-            f" read to its end within {READ_TIMEOUT_S:g} s, so whether run's transaction"
-            " committed is not known yet; nothing was changed",
-            hint="a transaction of another sync may still be open on it; run again later",
+            f"the progress topic '{marker.topic}' (partition {marker.partition}) could not be"
+            f" read to its end within {READ_TIMEOUT_S:g} s: a transaction of another producer"
+            " is open on it, so whether the interrupted run's transaction committed is not"
+            " known yet; nothing was changed",
+            hint="run again once that transaction has ended (at most transaction.timeout.ms)",
         )
 
     def close(self) -> None:
         """Leave the cluster."""
-        self._consumer.close()
+        self._committed.close()
+        self._ends.close()
 
 
 def _marker_id(value: bytes | None) -> str | None:

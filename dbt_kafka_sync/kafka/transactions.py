@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 # The longest a transaction may stay open: the brokers' default maximum
 # (transaction.max.timeout.ms). A sync must publish within it.
 TRANSACTION_TIMEOUT_MS = 900_000
+SAFE_SHARE = 0.8  # of the timeout, at most, for sending; the rest for preparing and committing
 INIT_TIMEOUT_S = 60.0
 COMMIT_RETRIES = 3
 
@@ -59,6 +61,7 @@ class SyncTransaction:
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
         }
         self.publisher = Publisher(target, base_dir, settings)
+        self._began = 0.0  # when the open transaction began
         self.progress = ProgressTopic(target, base_dir, target.progress_topic)
         self._partitions = self.progress.partitions()
         self._call("initialise the transactions of", self.publisher.client.init_transactions)
@@ -69,7 +72,7 @@ class SyncTransaction:
         return Marker(
             topic=self.progress.topic,
             partition=partition,
-            start_offset=self.progress.end_offset(partition),
+            start_offset=self.progress.offsets(self.progress.topic, partition)[1],
             marker_id=secrets.token_hex(8),
             transactional_id=self.transactional_id,
         )
@@ -78,6 +81,24 @@ class SyncTransaction:
         """Open the transaction the sync's messages go in."""
         client = self.publisher.client
         self._call("begin a transaction of", lambda _timeout: client.begin_transaction())
+        self._began = time.monotonic()
+
+    def check_time_left(self) -> None:
+        """Before preparing the commit: the transaction is not about to time out.
+
+        Raises:
+            KafkaError: when the sync took most of the transaction's time already; its
+                transaction would be aborted by the brokers on the way to its commit.
+        """
+        took = time.monotonic() - self._began
+        if took > TRANSACTION_TIMEOUT_MS / 1000 * SAFE_SHARE:
+            raise KafkaError(
+                f"sending the sync's changes took {took:.0f} s, too close to the transaction"
+                f" timeout ({TRANSACTION_TIMEOUT_MS // 1000} s): its transaction is aborted and"
+                " nothing of it is visible to read_committed consumers",
+                hint="a sync in exactly-once delivery must be sent in one transaction; send"
+                " this one (e.g. its backfill) with `delivery: at_least_once`, then switch back",
+            )
 
     def commit(self, marker: Marker, value: bytes) -> None:
         """Send the marker in the transaction, and commit the transaction.
@@ -93,7 +114,7 @@ class SyncTransaction:
         for attempt in range(1, COMMIT_RETRIES + 1):
             try:
                 if attempt == 1:
-                    client.produce(marker.topic, value, key, marker.partition)
+                    self._produce_marker(marker, key, value)
                 client.commit_transaction(TRANSACTION_TIMEOUT_MS / 1000)
                 return
             except KafkaException as exc:
@@ -108,12 +129,34 @@ class SyncTransaction:
                 log.info("committing the transaction again: %s", describe_kafka_error(error))
         raise AssertionError("unreachable")
 
+    def _produce_marker(self, marker: Marker, key: bytes, value: bytes) -> None:
+        client = self.publisher.client
+        while True:
+            try:
+                client.produce(marker.topic, value, key, marker.partition)
+                return
+            except BufferError:  # the local queue is full: let it drain
+                client.poll(0.5)
+
     def abort(self) -> None:
         """Abort the open transaction: nothing of it becomes visible to read_committed readers."""
         self._call("abort the transaction of", self.publisher.client.abort_transaction)
 
     def holds(self, marker: Marker) -> bool:
-        """Tell whether an earlier transaction of this sync committed (see ProgressTopic.holds)."""
+        """Tell whether an earlier transaction of this sync committed (see ProgressTopic.holds).
+
+        Raises:
+            KafkaError: when the marker was written by a producer of another transactional
+                id (the prefix changed since): that producer was not fenced, so its
+                transaction may still be open.
+        """
+        if marker.transactional_id != self.transactional_id:
+            raise KafkaError(
+                f"an interrupted run prepared a commit in transaction"
+                f" '{marker.transactional_id}', and this run's transactional id is"
+                f" '{self.transactional_id}': its outcome cannot be settled safely",
+                hint="set transactional_id_prefix back until that commit is settled",
+            )
         return self.progress.holds(marker)
 
     def close(self) -> None:

@@ -142,3 +142,37 @@ def _stopped(pid: int) -> bool:
     """The process is stopped by a signal (state T in /proc)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_another_producers_open_transaction_delays_the_settling_and_never_voids_it(
+    project: Project, kafka: Kafka
+) -> None:
+    topic = project.build(kafka, ("customers",)) + "customers"
+    progress = use_exactly_once(project, kafka)
+    # Another producer's transaction, open on the progress partition before the run's marker.
+    other = Producer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "transactional.id": "other",
+            "transaction.timeout.ms": 300_000,
+        }
+    )
+    other.init_transactions(30)
+    other.begin_transaction()
+    other.produce(progress, b"{}", b"other", 0)
+    other.flush(30)
+    killed = project.sync(
+        "--select", "customers", env={faults.FAULT_ENV: faults.AFTER_KAFKA_COMMIT}
+    )
+    assert killed.returncode == -signal.SIGKILL
+
+    waiting = project.sync("--select", "customers")  # cannot read past the open transaction
+
+    assert waiting.returncode == 1, waiting.stdout + waiting.stderr
+    assert "a transaction of another producer is open on it" in waiting.stdout, waiting.stdout
+    other.commit_transaction(30)
+    settled = project.sync("--select", "customers")
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    assert "after its Kafka transaction committed" in settled.stderr, settled.stderr
+    keys = Counter(r.key for r in kafka.consume_committed(topic))
+    assert sorted(str(k) for k in keys) == ["1", "2", "3", "4", "5"] and max(keys.values()) == 1
