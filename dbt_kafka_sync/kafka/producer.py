@@ -155,6 +155,7 @@ class Publisher:
         self._kafka_exception = KafkaException  # kept: importing per message is costly
         self._errors: list[Any] = []
         settings = producer_settings(target, base_dir) | (transactional or {})
+        self._transactional = transactional is not None
         settings["error_cb"] = self._errors.append
         # Only failed messages are reported: nothing to do per delivered message.
         self._failures = FailureReports()
@@ -353,9 +354,11 @@ class Publisher:
 
     def _wait_for_deliveries(self) -> None:
         # flush() returns once every message is delivered or has failed by message.timeout.ms;
-        # short waits keep Ctrl-C responsive.
+        # short waits keep Ctrl-C responsive. In a transaction, one failure dooms the rest:
+        # they would wait out message.timeout.ms, and aborting drops them at once.
         while self._producer.flush(1.0) > 0:
-            pass
+            if self._transactional and self._failures.messages:
+                return
 
 
 @dataclass(frozen=True)
