@@ -195,9 +195,7 @@ class SyncJob:
         if not (self.exactly_once or pending):
             prepared = self.prepare()
             store.check_lock()  # a run that lost its lock must not publish
-            deliveries = self.publish(prepared, self._publisher())
-            faults.reached(faults.AFTER_FLUSH)
-            self.commit(prepared, deliveries)
+            self._publish_then_commit(prepared)
             return self.outcome
         assert self.context.transactions is not None
         transaction = self.context.transactions(self.sync_id)
@@ -209,8 +207,7 @@ class SyncJob:
             if self.exactly_once and self._count(prepared.events):
                 self._publish_in_transaction(prepared, transaction)
             else:  # nothing to send: nothing for a transaction to make atomic
-                deliveries = self.publish(prepared, self._publisher())
-                self.commit(prepared, deliveries)
+                self._publish_then_commit(prepared)
         finally:
             transaction.close()
         return self.outcome
@@ -311,6 +308,12 @@ class SyncJob:
             self.context.store.commit(
                 prepared.found, failed, identity, self.context.run_id, self.outcome
             )
+
+    def _publish_then_commit(self, prepared: PreparedSync) -> None:
+        """At least once: send, flush, then commit what was delivered."""
+        deliveries = self.publish(prepared, self._publisher())
+        faults.reached(faults.AFTER_FLUSH)
+        self.commit(prepared, deliveries)
 
     def _committed_identity(self, prepared: PreparedSync) -> SyncIdentity:
         # A new message shape counts as adopted only once every row went out without error,
