@@ -1,0 +1,59 @@
+"""What the debugger keeps of a run: the messages sent, each stage's time, the send rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message of a run as the debugger recorded it.
+
+    Attributes:
+        seq: the message's place in its sync's run (0, 1, ...).
+        partition: the partition chosen or reported; None when the producer placed the key
+            and did not report where.
+        offset: the offset the broker gave it, when the producer reported it.
+        size: the value's length in bytes (0 for a tombstone).
+        outcome: `delivered`, `failed` (the broker or client gave up) or `refused` (never
+            sent: a template error, a NULL topic, a partition out of range...).
+        value: the message's value; None when recording values is switched off (PII) or
+            for a tombstone.
+    """
+
+    run_id: str
+    sync_id: str
+    model: str
+    sync: str
+    seq: int
+    event: str
+    key: str | None
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    size: int
+    outcome: str
+    reason: str | None
+    value: str | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    """How long one stage of a sync took (diff, render, send, flush, commit...)."""
+
+    sync_id: str
+    model: str
+    sync: str
+    stage: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Messages a sync handed to the producer in one second of its send."""
+
+    sync_id: str
+    second: int  # since the sync's first message
+    messages: int
