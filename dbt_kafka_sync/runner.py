@@ -12,6 +12,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dbt_kafka_sync.alerts.decide import RunFacts
+from dbt_kafka_sync.config.alerts import AlertsConfig
 from dbt_kafka_sync.config.kafka import KafkaTarget
 from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, select_models, synced_models
 from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
@@ -28,6 +30,7 @@ from dbt_kafka_sync.state.location import StateLocation, open_store
 from dbt_kafka_sync.state.store import StoredSync
 
 if TYPE_CHECKING:
+    from dbt_kafka_sync.alerts.delivery import Delivery
     from dbt_kafka_sync.kafka.producer import Publisher
     from dbt_kafka_sync.state.last_good import Restored
     from dbt_kafka_sync.state.warehouse.store import WarehouseStore
@@ -91,6 +94,8 @@ class RunReport:
 
     run_id: str
     results: list[SyncOutcome] = field(default_factory=list)
+    # Each (model, sync)'s status in the target's previous run: what a recovery is measured by.
+    previous: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -131,13 +136,18 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def run(context: RunContext, full_refresh: bool = False) -> RunReport:
-    """Publish every sync's changes; a failing sync is reported and the others go on."""
+def run(
+    context: RunContext, full_refresh: bool = False, report: RunReport | None = None
+) -> RunReport:
+    """Publish every sync's changes; a failing sync is reported and the others go on.
+
+    A caller that passes `report` still has what the run did when it raises (for alerts).
+    """
     import duckdb
 
     from dbt_kafka_sync.kafka.producer import Publisher
 
-    report = RunReport(new_run_id())
+    report = report or RunReport(new_run_id())
     if not context.models:
         log.warning("no model has a kafka_sync block in its meta; nothing to do")
         return report
@@ -151,6 +161,7 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     ):
         store.begin_run(report.run_id, "run", context.target_name)
         try:
+            report.previous = store.previous_statuses(context.target_name, report.run_id)
             jobs = context.job_context(store, publisher, report.run_id, full_refresh)
             _sync_all(jobs, context.models, report)
         except DamagedStateError:
@@ -168,6 +179,43 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
         except (OSError, duckdb.Error) as exc:  # e.g. a full disk: every sync's outcome holds
             raise StateError(f"could not record the end of the run in the state: {exc}") from None
     return report
+
+
+@dataclass(frozen=True)
+class Alerting:
+    """The profile's alerts block and what its alerts name: the dbt project and the target."""
+
+    config: AlertsConfig
+    project: str
+    target: str
+
+
+def load_alerting(options: RunOptions) -> Alerting | None:
+    """The chosen output's alerts, read first, so that what fails after is alerted about."""
+    project_dir = options.project_dir.resolve()
+    profiles_path = find_profiles_file(options.profiles_dir, project_dir)
+    target_name, kafka = kafka_target(load_profiles(profiles_path), options.target, profiles_path)
+    if kafka.alerts is None:
+        return None
+    try:
+        project = load_dbt_project(project_dir).name
+    except SyncError:  # load_context reports it; the alert still names the project
+        project = project_dir.name
+    return Alerting(kafka.alerts, project, target_name)
+
+
+def send_run_alerts(
+    alerting: Alerting | None, report: RunReport, error: str | None = None
+) -> list[Delivery]:
+    """Alert about the run's outcome (`error`: what stopped it); never raises."""
+    from dbt_kafka_sync.alerts.dispatch import send_alerts
+
+    if alerting is None:
+        return []
+    facts = RunFacts(
+        alerting.project, alerting.target, report.run_id, report.results, error, report.previous
+    )
+    return send_alerts(alerting.config, facts)
 
 
 def plan(context: RunContext, full_refresh: bool = False) -> RunReport:

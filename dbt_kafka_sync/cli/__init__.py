@@ -182,10 +182,19 @@ def main() -> None:
 @_handle_errors
 def run_command(options: Any, full_refresh: bool) -> None:
     """Publish what changed in every configured model since the last run."""
-    from dbt_kafka_sync.runner import load_context, run
+    from dbt_kafka_sync.runner import RunReport, load_alerting, load_context, new_run_id, run
+    from dbt_kafka_sync.runner import send_run_alerts as alert
 
-    report = run(load_context(options), full_refresh=full_refresh)
+    alerting = load_alerting(options)
+    report = RunReport(new_run_id())
+    try:
+        run(load_context(options), full_refresh=full_refresh, report=report)
+    except Exception as exc:  # alert, then let _handle_errors report it as usual
+        error = exc.render() if isinstance(exc, SyncError) else f"unexpected error ({exc!r})"
+        output.print_alerts(alert(alerting, report, error))
+        raise
     output.print_run(report)
+    output.print_alerts(alert(alerting, report))
     if not report.ok:
         sys.exit(EXIT_FAILED)
 

@@ -9,6 +9,7 @@ import click
 import yaml
 
 if TYPE_CHECKING:
+    from dbt_kafka_sync.alerts.delivery import Delivery
     from dbt_kafka_sync.runner import CopiedSync, RunReport
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
     from dbt_kafka_sync.state.last_good import Restored
@@ -44,6 +45,15 @@ def print_run(report: RunReport) -> None:
         _print_failures(result)
     if report.results:
         click.echo(f"run {report.run_id} (details: dbt-kafka-sync show {report.run_id})")
+
+
+def print_alerts(deliveries: Sequence[Delivery]) -> None:
+    """Which channels the run's alerts reached, and why the others did not."""
+    for delivery in deliveries:
+        if delivery.ok:
+            click.echo(f"alert sent to {delivery.channel}: {delivery.detail}")
+        else:
+            click.secho(f"ALERT NOT SENT to {delivery.channel}: {delivery.detail}", fg="yellow")
 
 
 def _print_failures(result: SyncOutcome) -> None:

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from dbt_kafka_sync.config.alerts import AlertsConfig
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -152,6 +154,7 @@ class KafkaTarget(BaseModel):
     delivery: Delivery = "at_least_once"
     progress_topic: str = Field(default=DEFAULT_PROGRESS_TOPIC, min_length=1)
     transactional_id_prefix: str = Field(default=DEFAULT_TRANSACTIONAL_ID_PREFIX, min_length=1)
+    alerts: AlertsConfig | None = None  # where to tell about failed runs (config/alerts.py)
 
     @field_validator("memory_limit")
     @classmethod

@@ -17,6 +17,7 @@ class DbtProject:
     """The parts of dbt_project.yml this tool needs."""
 
     root: Path
+    name: str
     profile: str
     target_path: Path
 
@@ -38,6 +39,7 @@ def load_dbt_project(project_dir: Path) -> DbtProject:
     target_path = Path(os.environ.get("DBT_TARGET_PATH") or data.get("target-path") or "target")
     return DbtProject(
         root=project_dir,
+        name=str(data.get("name") or project_dir.name),
         profile=str(data.get("profile") or ""),
         target_path=target_path if target_path.is_absolute() else project_dir / target_path,
     )

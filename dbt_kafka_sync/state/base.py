@@ -169,6 +169,10 @@ class StateStore(Protocol):
         """One run with its syncs and failed rows; None for an unknown run."""
         ...
 
+    def previous_statuses(self, target: str, run_id: str) -> dict[tuple[str, str], str]:
+        """Each (model, sync) of the target's runs before run_id: its status in the latest."""
+        ...
+
     def find_syncs(self, name: str, target: str) -> list[StoredSync]:
         """The target's syncs of the model(s) `name` names exactly (see store.names_model)."""
         ...

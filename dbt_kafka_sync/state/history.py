@@ -150,6 +150,23 @@ def record_outcome(book: Bookkeeping, run_id: str, sync_id: str, outcome: SyncOu
         )
 
 
+def previous_statuses(book: Bookkeeping, target: str, run_id: str) -> dict[tuple[str, str], str]:
+    """Each (model, sync) of the target's earlier runs: its status in the latest of them."""
+    query = f"""
+        SELECT model, sync_name, status FROM (
+            SELECT s.model, s.sync_name, s.status, row_number() OVER (
+                PARTITION BY s.sync_id ORDER BY r.started_at DESC, r.run_id DESC) AS newest
+            FROM {book.table("run_syncs")} s JOIN {book.table("runs")} r ON r.run_id = s.run_id
+            WHERE r.target = $1 AND r.run_id <> $2 AND r.command = 'run'
+        ) latest
+        WHERE newest = 1
+    """
+    return {
+        (row["model"], row["sync_name"]): row["status"]
+        for row in book.records(query, [target, run_id])
+    }
+
+
 def _runs_query(book: Bookkeeping, where: str) -> str:
     return f"""
         SELECT r.run_id, r.command, r.target, r.started_at, r.finished_at, r.status, r.error,

@@ -54,6 +54,10 @@ class BookkeepingStore:
         """The latest runs, newest first."""
         return history.recent_runs(self.book, limit) if self.initialised() else []
 
+    def previous_statuses(self, target: str, run_id: str) -> dict[tuple[str, str], str]:
+        """Each (model, sync) of the target's earlier runs: its status in the latest of them."""
+        return history.previous_statuses(self.book, target, run_id) if self.initialised() else {}
+
     def run_details(self, run_id: str, max_rows: int) -> RunDetails | None:
         """One run with its syncs and failed rows; None for an unknown run."""
         if not self.initialised():

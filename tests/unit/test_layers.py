@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("runner", "debug"),
     ("job",),
+    ("alerts",),
     ("state",),
     ("kafka",),
     ("messages",),

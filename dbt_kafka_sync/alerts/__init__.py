@@ -1,0 +1,1 @@
+"""Alerts about a run: what to tell (decide), how to say it (text), and one module per channel."""
