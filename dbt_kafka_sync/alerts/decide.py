@@ -84,7 +84,8 @@ def _sync_trigger(config: AlertsConfig, facts: RunFacts, sync: SyncOutcome) -> T
 def too_many_failed_rows(config: AlertsConfig, sync: SyncOutcome) -> bool:
     """Whether the sync's failed + rejected rows pass a threshold (any one, when none is set).
 
-    The share is of the rows the sync tried to send: its messages plus its rejected rows.
+    The share is of the rows the sync tried to send: delivered, failed (a message that could
+    not be built or was not delivered) and rejected.
     """
     bad = sync.failed + sync.rejected
     if bad == 0:
@@ -94,8 +95,7 @@ def too_many_failed_rows(config: AlertsConfig, sync: SyncOutcome) -> bool:
         return True
     if rows_above is not None and bad > rows_above:
         return True
-    tried = sync.published + sync.rejected
-    return share_above is not None and tried > 0 and bad / tried > share_above
+    return share_above is not None and bad / (sync.delivered + bad) > share_above
 
 
 def reasons(sync: SyncOutcome) -> tuple[str, ...]:

@@ -50,6 +50,6 @@ def body(facts: RunFacts, alerts: Sequence[Alert]) -> str:
     lines: list[str] = []
     for alert in alerts:
         lines.append(alert_line(alert))
-        lines += [f"    {reason}" for reason in alert.reasons]
+        lines += ["    " + reason.replace("\n", "\n    ") for reason in alert.reasons]
     lines.append(f"Run {facts.run_id}: {facts.show_command}")
     return "\n".join(lines)

@@ -67,7 +67,8 @@ def http_receiver() -> Iterator[HttpReceiver]:
 
     server = ThreadingHTTPServer((LOOPBACK, 0), Handler)  # listening once constructed
     receiver = HttpReceiver(f"http://{LOOPBACK}:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the loop to notice it.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield receiver

@@ -7,7 +7,7 @@ import hmac
 import json
 import socket
 from collections.abc import Iterator
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -297,7 +297,7 @@ def test_email_over_starttls_with_auth(smtp: SmtpReceiver) -> None:
         "dbt@example.com",
         ["oncall@example.com", "data@example.com"],
     )
-    parsed: Message = message_from_bytes(mail.content)
+    parsed: Message = message_from_bytes(mail.content, policy=policy.default)
     assert parsed["Subject"] == TITLE
     payload = parsed.get_payload(decode=True)
     assert isinstance(payload, bytes)
