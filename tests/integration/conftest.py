@@ -61,12 +61,13 @@ def project(request: pytest.FixtureRequest, tmp_path: Path, kafka: Kafka) -> Pro
     return project
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built_project(tmp_path_factory: pytest.TempPathFactory, kafka: Kafka) -> Project:
-    """One copy of the example project, built once, shared by a module's tests.
+    """One copy of the example project, built once, shared by the session's tests.
 
     Tests that share it give each their own kafka_sync output (--target): a snapshot
-    belongs to a target, so each test's first run publishes every row.
+    belongs to a target, so each test's first run publishes every row. A test that
+    changes a file of it puts the file back.
     """
     project = copy_example(tmp_path_factory.mktemp("shared") / "project", kafka)
     project.build(kafka)
