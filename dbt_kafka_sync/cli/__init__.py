@@ -190,7 +190,7 @@ def run_command(options: Any, full_refresh: bool) -> None:
     try:
         run(load_context(options), full_refresh=full_refresh, report=report)
     except Exception as exc:  # alert, then let _handle_errors report it as usual
-        error = exc.render() if isinstance(exc, SyncError) else f"unexpected error ({exc!r})"
+        error = exc.render() if isinstance(exc, SyncError) else f"a bug: {type(exc).__name__}"
         output.print_alerts(alert(alerting, report, error))
         raise
     output.print_run(report)
