@@ -171,7 +171,9 @@ class SyncJob:
         self.model = model
         self.sync = sync
         self.sync_id = sync_id(context.target, model.unique_id, sync.name)
-        self.outcome = SyncOutcome(model.name, sync.name, sync.destination)
+        self.outcome = SyncOutcome(
+            model.name, sync.name, sync.destination, unique_id=model.unique_id
+        )
         self._recorded = False  # the outcome is in the history (a prepared commit)
 
     @property
@@ -225,7 +227,9 @@ class SyncJob:
         Nothing of it is committed, so none of its counts hold: only the error. A sync
         whose commit was prepared has its line in the history already.
         """
-        self.outcome = SyncOutcome(self.model.name, self.sync.name, self.sync.destination)
+        self.outcome = SyncOutcome(
+            self.model.name, self.sync.name, self.sync.destination, unique_id=self.model.unique_id
+        )
         self.outcome.error = error
         if self.context.publisher is not None and not self._recorded:  # `plan` writes nothing
             try:
@@ -275,7 +279,8 @@ class SyncJob:
         record = found.record
         skip_initial = record is None and request.skip_initial
         if skip_initial:
-            outcome.notes.append("initial_sync: skip - the current rows are recorded, none is sent")
+            outcome.skipped = "initial_sync: skip - the current rows are recorded, none is sent"
+            outcome.notes.append(outcome.skipped)
         events: list[str] = [] if skip_initial else list(sync.events)
         changes = ChangeTable(CHANGES, found.diff.seq, EVENT, PREVIOUS if with_previous else None)
         query = select_messages(messages, sync, events, list(diff.columns), changes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from dbt_kafka_sync.errors import DamagedStateError, StateError, SyncError, Ware
 from dbt_kafka_sync.job import JobContext, SyncJob
 from dbt_kafka_sync.kafka.transactions import SyncTransaction
 from dbt_kafka_sync.messages.templating import TemplateLoader
+from dbt_kafka_sync.report.data import ReportData
 from dbt_kafka_sync.sources import open_source
 from dbt_kafka_sync.sources.base import Source
 from dbt_kafka_sync.state.base import StateStore
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.state.warehouse.store import WarehouseStore
 
 log = logging.getLogger(__name__)
+
+MAX_REPORTED_FAILURES = 1_000  # failed rows the run report lists
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,15 @@ class RunReport:
 
     run_id: str
     results: list[SyncOutcome] = field(default_factory=list)
+    command: str = "run"
+    target: str | None = None  # the kafka_sync output, once the profiles are read
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property
     def ok(self) -> bool:
-        """True when every sync delivered every message."""
+        """True when every sync delivered every message (a plan: when each could be planned)."""
+        if self.command == "plan":
+            return all(result.error is None for result in self.results)
         return all(result.ok for result in self.results)
 
 
@@ -131,13 +140,19 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def run(context: RunContext, full_refresh: bool = False) -> RunReport:
-    """Publish every sync's changes; a failing sync is reported and the others go on."""
+def run(
+    context: RunContext, full_refresh: bool = False, report: RunReport | None = None
+) -> RunReport:
+    """Publish every sync's changes; a failing sync is reported and the others go on.
+
+    Results go into `report` as each sync ends: a run cut short by an error keeps them.
+    """
     import duckdb
 
     from dbt_kafka_sync.kafka.producer import Publisher
 
-    report = RunReport(new_run_id())
+    report = report or RunReport(new_run_id())
+    report.target = context.target_name
     if not context.models:
         log.warning("no model has a kafka_sync block in its meta; nothing to do")
         return report
@@ -170,9 +185,12 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
     return report
 
 
-def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
+def plan(
+    context: RunContext, full_refresh: bool = False, report: RunReport | None = None
+) -> RunReport:
     """Count what a run would publish, with sample messages; publish and write nothing."""
-    report = RunReport("plan")
+    report = report or RunReport("plan", command="plan")
+    report.target = context.target_name
     with (
         closing(context.source),
         open_store(context.state, True, context.source) as store,
@@ -189,6 +207,7 @@ def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport)
     for model in models:
         for sync in model.syncs:
             job = SyncJob(context, model, sync)
+            started_at, clock = datetime.now(timezone.utc), time.monotonic()
             try:
                 outcome = job.plan() if context.publisher is None else job.run()
             except DamagedStateError:
@@ -197,6 +216,7 @@ def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport)
                 if isinstance(exc, duckdb.Error):  # e.g. a view over a dropped table
                     exc = WarehouseError(f"DuckDB failed: {exc}", model=model.name)
                 outcome = job.failed(exc.render())
+            outcome.started_at, outcome.seconds = started_at, time.monotonic() - clock
             for note in outcome.notes:
                 log.warning("%s [%s]: %s", model.name, sync.name, note)
             report.results.append(outcome)
@@ -281,6 +301,72 @@ def run_details(options: RunOptions, run_id: str, max_rows: int) -> RunDetails |
     """One run of the state store with its syncs and failed rows; None for an unknown run."""
     with _history_store(_history(options), read_only=True) as store:
         return store.run_details(run_id, max_rows)
+
+
+@contextmanager
+def recording_results(options: RunOptions, report: RunReport, full_refresh: bool) -> Iterator[None]:
+    """Write the results file (target/kafka_sync_results.json) when the command ends, however.
+
+    A run stopped by an error gets one too, saying so, with the syncs done before it.
+    """
+    error: str | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = exc.render() if isinstance(exc, SyncError) else f"stopped by {type(exc).__name__}"
+        raise
+    finally:
+        _write_results(options, report, full_refresh, error)
+
+
+def _write_results(
+    options: RunOptions, report: RunReport, full_refresh: bool, error: str | None
+) -> None:
+    from dbt_kafka_sync.report.results import Invocation, results_document, write_results
+
+    args = {name: _plain(value) for name, value in vars(options).items()}
+    invocation = Invocation(
+        report.run_id,
+        report.command,
+        report.target,
+        {**args, "full_refresh": full_refresh},
+        report.started_at,
+    )
+    status = "error" if error else "success" if report.ok else "failed"
+    document = results_document(
+        invocation, report.results, status, error, datetime.now(timezone.utc)
+    )
+    try:
+        write_results(load_dbt_project(options.project_dir.resolve()).target_path, document)
+    except (OSError, SyncError) as exc:  # the run's own outcome matters more
+        log.warning("could not write the results file: %s", exc)
+
+
+def _plain(value: object) -> object:
+    """An option's value as JSON holds it."""
+    if isinstance(value, Path):
+        return str(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def report_data(options: RunOptions, run_id: str | None) -> ReportData:
+    """What the run report shows of a run (default: the latest) of the state store."""
+    with _history_store(_history(options), read_only=True) as store:
+        if run_id is None:
+            latest = store.recent_runs(1)
+            if not latest:
+                raise StateError("no run recorded yet: nothing to report")
+            run_id = latest[0].run_id
+        details = store.run_details(run_id, MAX_REPORTED_FAILURES)
+        if details is None:
+            raise StateError(f"no run '{run_id}'", hint="`dbt-kafka-sync runs` lists the run ids")
+        return ReportData(details, datetime.now(timezone.utc))
+
+
+def report_path(options: RunOptions, run_id: str) -> Path:
+    """Where the run report of a run goes: the dbt project's target folder."""
+    target = load_dbt_project(options.project_dir.resolve()).target_path
+    return target / f"kafka_sync_report_{run_id}.html"
 
 
 @dataclass(frozen=True)

@@ -182,9 +182,11 @@ def main() -> None:
 @_handle_errors
 def run_command(options: Any, full_refresh: bool) -> None:
     """Publish what changed in every configured model since the last run."""
-    from dbt_kafka_sync.runner import load_context, run
+    from dbt_kafka_sync.runner import RunReport, load_context, new_run_id, recording_results, run
 
-    report = run(load_context(options), full_refresh=full_refresh)
+    report = RunReport(new_run_id())
+    with recording_results(options, report, full_refresh):
+        run(load_context(options), full_refresh, report)
     output.print_run(report)
     if not report.ok:
         sys.exit(EXIT_FAILED)
@@ -197,11 +199,13 @@ def run_command(options: Any, full_refresh: bool) -> None:
 @_handle_errors
 def plan_command(options: Any, full_refresh: bool) -> None:
     """Show what `run` would publish (counts and sample messages); publish nothing."""
-    from dbt_kafka_sync.runner import load_context, plan
+    from dbt_kafka_sync.runner import RunReport, load_context, plan, recording_results
 
-    report = plan(load_context(options), full_refresh=full_refresh)
+    report = RunReport("plan", command="plan")
+    with recording_results(options, report, full_refresh):
+        plan(load_context(options), full_refresh, report)
     output.print_plan(report)
-    if not all(result.error is None for result in report.results):
+    if not report.ok:
         sys.exit(EXIT_FAILED)
 
 
@@ -230,6 +234,22 @@ def show_command(options: Any, run_id: str, rows: int) -> None:
     if details is None:
         raise StateError(f"no run '{run_id}'", hint="`dbt-kafka-sync runs` lists the run ids")
     output.print_run_details(details)
+
+
+@main.command("report")
+@click.argument("run_id", required=False)
+@_project_options
+@_handle_errors
+def report_command(options: Any, run_id: str | None) -> None:
+    """Write a run's HTML report (default: the latest run) into the dbt project's target/."""
+    from dbt_kafka_sync.report.html import render_report
+    from dbt_kafka_sync.runner import report_data, report_path
+
+    data = report_data(options, run_id)
+    path = report_path(options, data.details.run.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(data), encoding="utf-8")
+    click.echo(f"report of run {data.details.run.run_id}: {path}")
 
 
 @main.command("reset")

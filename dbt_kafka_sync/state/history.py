@@ -47,6 +47,10 @@ class SyncOutcome:
     samples: list[Sample] = field(default_factory=list)  # `plan` only
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    unique_id: str = ""  # the model's; not kept in the history
+    skipped: str | None = None  # why nothing was sent on purpose (initial_sync: skip)
+    started_at: datetime | None = None  # when the sync began, in this process only
+    seconds: float | None = None  # how long it took, in this process only
 
     @property
     def ok(self) -> bool:
@@ -59,6 +63,11 @@ class SyncOutcome:
         if self.error is not None:
             return "error"
         return "success" if self.ok else "partial"
+
+    @property
+    def result_status(self) -> str:
+        """The status, or `skipped` for a sync that sent nothing on purpose."""
+        return "skipped" if self.skipped and self.status == "success" else self.status
 
     def recorded_failures(self) -> list[FailedRow]:
         """The failed rows the history keeps: failed messages, then rejected rows."""
