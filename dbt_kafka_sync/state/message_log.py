@@ -20,6 +20,7 @@ class SentMessage:
             sent: a template error, a NULL topic, a partition out of range...).
         value: the message's value; None when recording values is switched off (PII) or
             for a tombstone.
+        row_key: the row's primary key as text (a JSON array for a composite key).
     """
 
     run_id: str
@@ -37,6 +38,7 @@ class SentMessage:
     reason: str | None
     value: str | None
     sent_at: datetime | None
+    row_key: str | None = None
 
 
 @dataclass(frozen=True)
