@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_REPORTED_FAILURES = 1_000  # failed rows the run report lists
+MAX_REPORTED_MESSAGES = 200  # messages the run report shows, failed ones first
 
 
 @dataclass(frozen=True)
@@ -360,7 +361,18 @@ def report_data(options: RunOptions, run_id: str | None) -> ReportData:
         details = store.run_details(run_id, MAX_REPORTED_FAILURES)
         if details is None:
             raise StateError(f"no run '{run_id}'", hint="`dbt-kafka-sync runs` lists the run ids")
-        return ReportData(details, datetime.now(timezone.utc))
+        # The failed messages first, then the others, up to the sample's size.
+        failed = store.sent_messages(run_id, failed_only=True, limit=MAX_REPORTED_MESSAGES)
+        seen = {(message.sync_id, message.seq) for message in failed}
+        others = store.sent_messages(run_id, limit=MAX_REPORTED_MESSAGES)
+        sample = failed + [m for m in others if (m.sync_id, m.seq) not in seen]
+        return ReportData(
+            details,
+            datetime.now(timezone.utc),
+            messages=sample[:MAX_REPORTED_MESSAGES],
+            timings=store.stage_timings(run_id),
+            throughput=store.throughput(run_id),
+        )
 
 
 def report_path(options: RunOptions, run_id: str) -> Path:

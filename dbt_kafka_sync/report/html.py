@@ -192,7 +192,7 @@ def _messages_table(messages: Sequence[SentMessage]) -> str:
             value = value[:MAX_VALUE_CHARS] + "…"
         shown = "null (tombstone or not recorded)" if value is None else value
         return (
-            f'<tr data-key="{escape(message.key or "")}">'
+            f'<tr data-key="{escape(message.key or message.row_key or "")}">'
             + _cell(sync_label(message.model, message.sync))
             + _cell(message.seq, numeric=True)
             + _cell(message.event)
