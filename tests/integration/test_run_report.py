@@ -167,3 +167,14 @@ def test_key_search_filters_the_rows(reported: Reported) -> None:
     assert [row["data-key"] for row in shown] == [SCRIPT_KEY]
     assert len(found.key_rows()) == len(everything) >= 2
     assert all("hidden" not in row for row in everything)
+
+
+def test_a_plan_writes_its_results_too(reported: Reported) -> None:
+    planned = reported.project.sync("plan", "--select", "customers")
+
+    assert planned.returncode == 0, planned.stderr
+    results = json.loads((reported.project.path / "target" / "kafka_sync_results.json").read_text())
+    assert (results["metadata"]["command"], results["status"]) == ("plan", "success")
+    (entry,) = results["results"]
+    assert entry["counts"] == {"added": 0, "changed": 0, "removed": 0}  # all delivered before
+    assert entry["messages"]["published"] == 0
