@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from dbt_kafka_sync.changes.input import ChangeCounts
+from dbt_kafka_sync.state.message_log import SentLog
 from dbt_kafka_sync.state.tables import Bookkeeping
 
 MAX_RECORDED_ROWS = 1_000  # failed rows kept per sync and run; the counts are always exact
@@ -47,6 +48,7 @@ class SyncOutcome:
     samples: list[Sample] = field(default_factory=list)  # `plan` only
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    log: SentLog | None = None  # the debugger's records, written with the commit
 
     @property
     def ok(self) -> bool:
