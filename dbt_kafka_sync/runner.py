@@ -27,6 +27,7 @@ from dbt_kafka_sync.sources.base import Source
 from dbt_kafka_sync.state.base import StateStore
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
 from dbt_kafka_sync.state.location import StateLocation, open_store
+from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
 from dbt_kafka_sync.state.store import StoredSync
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class RunContext:
             full_refresh=full_refresh,
             delivery=self.kafka.delivery,
             transactions=transactions,
+            debugger=self.kafka.debugger if publisher is not None else None,
         )
 
 
@@ -166,6 +168,7 @@ def run(
         open_store(context.state, False, context.source, report.run_id) as store,
     ):
         store.begin_run(report.run_id, "run", context.target_name)
+        store.prune_debugger(context.kafka.debugger.retention_days)
         try:
             jobs = context.job_context(store, publisher, report.run_id, full_refresh)
             _sync_all(jobs, context.models, report)
@@ -379,6 +382,48 @@ def report_path(options: RunOptions, run_id: str) -> Path:
     """Where the run report of a run goes: the dbt project's target folder."""
     target = load_dbt_project(options.project_dir.resolve()).target_path
     return target / f"kafka_sync_report_{run_id}.html"
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """Which of a run's recorded messages `show --messages` lists (see StateStore.sent_messages)."""
+
+    key: str | None = None
+    event: str | None = None
+    failed_only: bool = False
+    model: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class RunMessages:
+    """What the debugger recorded of one run."""
+
+    messages: list[SentMessage]
+    timings: list[StageTiming]
+    rates: list[Throughput]
+
+
+def run_messages(options: RunOptions, run_id: str, wanted: MessageFilter) -> RunMessages:
+    """The debugger's records of one run: its messages as filtered, stage timings, send rate."""
+    with _history_store(_history(options), read_only=True) as store:
+        messages = store.sent_messages(
+            run_id,
+            key=wanted.key,
+            event=wanted.event,
+            failed_only=wanted.failed_only,
+            model=wanted.model,
+            limit=wanted.limit,
+        )
+        return RunMessages(messages, store.stage_timings(run_id), store.throughput(run_id))
+
+
+def messages_for_key(
+    options: RunOptions, key: str, model: str | None, limit: int
+) -> list[SentMessage]:
+    """Every recorded message of one key across runs, newest first."""
+    with _history_store(_history(options), read_only=True) as store:
+        return store.messages_for_key(key, model=model, limit=limit)
 
 
 @dataclass(frozen=True)

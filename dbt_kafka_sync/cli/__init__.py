@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dbt_kafka_sync.cli import output
+from dbt_kafka_sync.cli import debugger_output, output
 from dbt_kafka_sync.errors import StateError, SyncError, quote_list
 
 EXIT_OK, EXIT_FAILED, EXIT_BUG = 0, 1, 2
@@ -224,16 +224,33 @@ def runs_command(options: Any, limit: int) -> None:
 @click.argument("run_id")
 @_project_options
 @click.option("--rows", default=100, show_default=True, help="Failed rows to show at most.")
+@debugger_output.message_filters
 @_handle_errors
-def show_command(options: Any, run_id: str, rows: int) -> None:
-    """Show one run: each sync's counts and the rows that failed."""
+def show_command(options: Any, run_id: str, rows: int, **filters: Any) -> None:
+    """Show one run: each sync's counts and the rows that failed; --messages: what it sent."""
     from dbt_kafka_sync.errors import StateError
-    from dbt_kafka_sync.runner import run_details
+    from dbt_kafka_sync.runner import run_details, run_messages
 
     details = run_details(options, run_id, rows)
     if details is None:
         raise StateError(f"no run '{run_id}'", hint="`dbt-kafka-sync runs` lists the run ids")
     output.print_run_details(details)
+    wanted = debugger_output.message_filter(**filters)
+    if wanted is not None:
+        debugger_output.print_run_messages(run_messages(options, run_id, wanted), wanted)
+
+
+@main.command("messages")
+@_project_options
+@click.option("--key", required=True, help=debugger_output.KEY_HELP)
+@click.option("--model", help="Only this model's messages (its name).")
+@click.option("--limit", default=100, show_default=True, help="Messages to list at most.")
+@_handle_errors
+def messages_command(options: Any, key: str, model: str | None, limit: int) -> None:
+    """Follow one key across runs: every message recorded for it, newest first."""
+    from dbt_kafka_sync.runner import messages_for_key
+
+    debugger_output.print_key_history(key, messages_for_key(options, key, model, limit))
 
 
 @main.command("report")

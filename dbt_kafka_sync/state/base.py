@@ -125,6 +125,10 @@ class StateStore(Protocol):
         """Record the outcome of a sync that committed nothing."""
         ...
 
+    def prune_debugger(self, retention_days: int) -> None:
+        """Delete the debugger's records (messages, timings, rates) of runs older than this."""
+        ...
+
     def check_lock(self) -> None:
         """Before publishing a sync: this run still holds the state's lock.
 

@@ -8,10 +8,12 @@ runs older than the retention.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from dbt_kafka_sync.state.history import SyncOutcome
 from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
 from dbt_kafka_sync.state.tables import MESSAGES, RATES, TIMINGS, Bookkeeping
 
@@ -32,6 +34,26 @@ LOG_COLUMNS = (
     "message_value",
     "sent_at",
 )
+
+
+def save_sent(
+    book: Bookkeeping, run_id: str, sync_id: str, outcome: SyncOutcome, rows: str | None
+) -> None:
+    """Inside the commit's transaction: a sync's messages (from `rows`), timings and rate.
+
+    The commit's own timing runs up to this point: all of it but the final COMMIT.
+    """
+    log = outcome.log
+    if log is None:
+        return
+    if rows is not None:
+        save_log(book, run_id, sync_id, (outcome.model, outcome.sync), rows)
+    timings = list(log.timings)
+    if log.commit_started:
+        seconds = time.monotonic() - log.commit_started
+        timings.append(StageTiming(sync_id, outcome.model, outcome.sync, "commit", seconds))
+    save_timings(book, run_id, timings)
+    save_rates(book, run_id, log.rates)
 
 
 def save_log(

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from dbt_kafka_sync.changes.input import ChangeCounts
+from dbt_kafka_sync.state.message_log import SentLog
 from dbt_kafka_sync.state.tables import Bookkeeping
 
 MAX_RECORDED_ROWS = 1_000  # failed rows kept per sync and run; the counts are always exact
@@ -51,6 +52,7 @@ class SyncOutcome:
     skipped: str | None = None  # why nothing was sent on purpose (initial_sync: skip)
     started_at: datetime | None = None  # when the sync began, in this process only
     seconds: float | None = None  # how long it took, in this process only
+    log: SentLog | None = None  # the debugger's records, written with the commit
 
     @property
     def ok(self) -> bool:

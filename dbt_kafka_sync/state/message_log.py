@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -59,3 +59,21 @@ class Throughput:
     sync_id: str
     second: int  # since the sync's first message
     messages: int
+
+
+@dataclass
+class SentLog:
+    """A sync's debugger records as its commit writes them into the state.
+
+    Attributes:
+        rows: a relation of the run's session holding the messages with their outcome
+            (state.debugger.LOG_COLUMNS); None when the sync recorded none.
+        timings: the stages so far; the commit adds its own.
+        rates: the send rate, second by second.
+        commit_started: monotonic time the commit began, to time it.
+    """
+
+    rows: str | None = None
+    timings: list[StageTiming] = field(default_factory=list)
+    rates: list[Throughput] = field(default_factory=list)
+    commit_started: float = 0.0

@@ -40,8 +40,23 @@ class BookkeepingStore:
         return self.initialised() and load_sync(self.book, sync_id) is not None
 
     def record_outcome(self, run_id: str, sync_id: str, outcome: SyncOutcome) -> None:
-        """Record the outcome of a sync that committed nothing."""
-        history.record_outcome(self.book, run_id, sync_id, outcome)
+        """Record the outcome of a sync that committed nothing, with its debugger records."""
+        rows = self.log_rows(outcome)
+        with self.book.transaction():
+            history.record_outcome(self.book, run_id, sync_id, outcome)
+            debugger.save_sent(self.book, run_id, sync_id, outcome, rows)
+
+    def log_rows(self, outcome: SyncOutcome) -> str | None:
+        """Where the book's connection reads the sync's recorded messages (before a commit).
+
+        By default they are read from the run's session directly.
+        """
+        return outcome.log.rows if outcome.log is not None else None
+
+    def prune_debugger(self, retention_days: int) -> None:
+        """Delete the debugger's records of runs older than the retention."""
+        if self.initialised():
+            debugger.prune(self.book, retention_days)
 
     def begin_run(self, run_id: str, command: str, target: str) -> None:
         """Record a run as started."""
