@@ -38,10 +38,11 @@ def stacked_bars(rows: Sequence[StackedRow], kinds: Sequence[str], unit: str) ->
         return '<p class="empty">nothing recorded</p>'
     longest = max(sum(row.parts) for row in rows) or 1.0
     room = WIDTH - LABEL_WIDTH - 90
-    height = LEGEND_HEIGHT + ROW_HEIGHT * len(rows)
-    shapes = [_legend(kinds)]
+    legend, legend_height = _legend(kinds)
+    height = legend_height + ROW_HEIGHT * len(rows)
+    shapes = [legend]
     for index, row in enumerate(rows):
-        y = LEGEND_HEIGHT + index * ROW_HEIGHT
+        y = legend_height + index * ROW_HEIGHT
         shapes.append(_text(LABEL_WIDTH - 8, y + 17, _shorten(row.label), "end"))
         x = float(LABEL_WIDTH)
         for kind, part in enumerate(row.parts):
@@ -62,7 +63,9 @@ def line_chart(series: Sequence[Series], x_unit: str, y_unit: str) -> str:
     points = [point for line in series for point in line.points]
     if not points:
         return '<p class="empty">nothing recorded</p>'
-    left, top, right, bottom = 60.0, LEGEND_HEIGHT + 10.0, WIDTH - 20.0, 260.0
+    legend, legend_height = _legend([line.label for line in series])
+    left, top, right = 60.0, legend_height + 20.0, WIDTH - 20.0
+    bottom = top + 220.0
     max_x = max(x for x, _ in points) or 1.0
     max_y = max(y for _, y in points) or 1.0
 
@@ -70,12 +73,12 @@ def line_chart(series: Sequence[Series], x_unit: str, y_unit: str) -> str:
         return f"{left + (right - left) * x / max_x:.1f},{bottom - (bottom - top) * y / max_y:.1f}"
 
     shapes = [
-        _legend([line.label for line in series]),
+        legend,
         f'<path class="axis" d="M{left},{top} V{bottom} H{right}"/>',
         _text(left - 6, top + 4, _number(max_y), "end"),
         _text(left - 6, bottom, "0", "end"),
         _text(right, bottom + 18, f"{_number(max_x)} {x_unit}", "end"),
-        _text(left, top - 6, y_unit),
+        _text(left + 6, top + 4, y_unit),
     ]
     for index, line in enumerate(series):
         colour = f"c{index % PALETTE}"
@@ -91,13 +94,17 @@ def line_chart(series: Sequence[Series], x_unit: str, y_unit: str) -> str:
     return _svg(bottom + 24, shapes)
 
 
-def _legend(labels: Sequence[str]) -> str:
-    items, x = [], 0.0
+def _legend(labels: Sequence[str]) -> tuple[str, float]:
+    """The legend's shapes, wrapped to the chart's width, and the height they take."""
+    items, x, y = [], 0.0, 4.0
     for index, label in enumerate(labels):
-        items.append(f'<rect class="c{index % PALETTE}" x="{x}" y="4" width="12" height="12"/>')
-        items.append(_text(x + 16, 15, _shorten(label)))
-        x += 28 + 7 * min(len(label), 30)
-    return "".join(items)
+        width = 28 + 7 * min(len(label), 30)
+        if x and x + width > WIDTH:
+            x, y = 0.0, y + LEGEND_HEIGHT - 4
+        items.append(f'<rect class="c{index % PALETTE}" x="{x}" y="{y}" width="12" height="12"/>')
+        items.append(_text(x + 16, y + 11, _shorten(label)))
+        x += width
+    return "".join(items), y + LEGEND_HEIGHT - 4
 
 
 def _svg(height: float, shapes: Sequence[str]) -> str:
