@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -26,10 +27,12 @@ from dbt_kafka_sync.messages.columns import (
     required_columns,
     select_messages,
 )
+from dbt_kafka_sync.messages.recording import MessageRecorder
 from dbt_kafka_sync.messages.template_sql import template_sql
 from dbt_kafka_sync.sql import arrow_batches, events_list
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.history import MAX_RECORDED_ROWS, FailedRow, Sample, SyncOutcome
+from dbt_kafka_sync.state.message_log import SentLog, StageTiming, Throughput
 from dbt_kafka_sync.state.prepared import PreparedCommit
 from dbt_kafka_sync.state.store import (
     SyncIdentity,
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
+    from dbt_kafka_sync.config.kafka import DebuggerConfig
     from dbt_kafka_sync.config.sync import SyncConfig
     from dbt_kafka_sync.dbt.manifest import SyncedModel
     from dbt_kafka_sync.kafka.producer import Publisher
@@ -73,6 +77,8 @@ class JobContext:
     delivery: str = "at_least_once"  # the profile output's; a sync may override it
     # Opens a sync's transactional producer (exactly-once); None for a dry run.
     transactions: Callable[[str], SyncTransaction] | None = None
+    # What the debugger records of each sync's messages; None records nothing (`plan`).
+    debugger: DebuggerConfig | None = None
 
     def template_context(self, model: SyncedModel) -> dict[str, Any]:
         """What every message of a template sync sees besides its row."""
@@ -171,8 +177,12 @@ class SyncJob:
         self.model = model
         self.sync = sync
         self.sync_id = sync_id(context.target, model.unique_id, sync.name)
-        self.outcome = SyncOutcome(model.name, sync.name, sync.destination)
+        self.outcome = SyncOutcome(
+            model.name, sync.name, sync.destination, unique_id=model.unique_id
+        )
         self._recorded = False  # the outcome is in the history (a prepared commit)
+        self._timings: list[StageTiming] = []  # the debugger's, stage by stage
+        self._recorder: MessageRecorder | None = None
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -225,7 +235,9 @@ class SyncJob:
         Nothing of it is committed, so none of its counts hold: only the error. A sync
         whose commit was prepared has its line in the history already.
         """
-        self.outcome = SyncOutcome(self.model.name, self.sync.name, self.sync.destination)
+        self.outcome = SyncOutcome(
+            self.model.name, self.sync.name, self.sync.destination, unique_id=self.model.unique_id
+        )
         self.outcome.error = error
         if self.context.publisher is not None and not self._recorded:  # `plan` writes nothing
             try:
@@ -264,6 +276,7 @@ class SyncJob:
 
     def prepare(self) -> PreparedSync:
         """Validate the model against the config, then fill the temp table of changes."""
+        started = time.monotonic()
         sync, outcome = self.sync, self.outcome
         plan = self._plan()
         request, messages, template = plan.request, plan.messages, plan.template
@@ -275,10 +288,12 @@ class SyncJob:
         record = found.record
         skip_initial = record is None and request.skip_initial
         if skip_initial:
-            outcome.notes.append("initial_sync: skip - the current rows are recorded, none is sent")
+            outcome.skipped = "initial_sync: skip - the current rows are recorded, none is sent"
+            outcome.notes.append(outcome.skipped)
         events: list[str] = [] if skip_initial else list(sync.events)
         changes = ChangeTable(CHANGES, found.diff.seq, EVENT, PREVIOUS if with_previous else None)
         query = select_messages(messages, sync, events, list(diff.columns), changes)
+        self._stage("read+diff", time.monotonic() - started)
         return PreparedSync(request, found, events, query, template, messages.template)
 
     def publish(self, prepared: PreparedSync, publisher: Publisher) -> Deliveries:
@@ -290,20 +305,56 @@ class SyncJob:
             partitions = publisher.partition_counts(self._topics(prepared))
             log.info("%s: publishing %d messages to %s", name, to_publish, destination)
         routing = Routing(partitions, list(self.sync.headers), self.sync.event_header)
+        started = time.monotonic()
         with self._messages(prepared) as batches:
             progress = Progress(f"{name} -> {destination}", to_publish)
-            deliveries = publisher.publish(batches, routing, progress)
+            deliveries = publisher.publish(self._recording(batches), routing, progress)
+        clock = deliveries.clock
+        self._stage("render+send", clock.sent - started)
+        self._stage("flush", clock.flushed - clock.sent)
+        traced = time.monotonic()
         self._trace_failures(prepared, deliveries)
+        if deliveries.failed_messages:
+            self._stage("trace failures", time.monotonic() - traced)
         self.outcome.published = deliveries.produced
         self.outcome.delivered = deliveries.delivered
         self.outcome.failed = len(deliveries.failed)
         self.outcome.failures = self._failed_rows(prepared, deliveries.failed)
+        self._keep_log(deliveries)
         return deliveries
+
+    def _recording(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """The batches, recorded on their way to the producer when the debugger is on."""
+        debugger = self.context.debugger
+        if debugger is None or not debugger.enabled:
+            self._recorder = None
+            return batches
+        self._recorder = MessageRecorder(self.connection, debugger.record_values)
+        return self._recorder.record(batches)
+
+    def _stage(self, stage: str, seconds: float) -> None:
+        self._timings.append(
+            StageTiming(self.sync_id, self.model.name, self.sync.name, stage, seconds)
+        )
+
+    def _keep_log(self, deliveries: Deliveries, unconfirmed: str | None = None) -> None:
+        """The debugger's records of the sync, for its commit to write (if it records)."""
+        if self._recorder is None:
+            return
+        refused = deliveries.refused.keys()
+        rows = self._recorder.finish(deliveries.failed, refused, unconfirmed)
+        rates = [Throughput(self.sync_id, s, n) for s, n in deliveries.clock.per_second()]
+        self.outcome.log = SentLog(rows, self._timings, rates)
+
+    def _commit_begins(self) -> None:
+        if self.outcome.log is not None:
+            self.outcome.log.commit_started = time.monotonic()
 
     def commit(self, prepared: PreparedSync, deliveries: Deliveries) -> None:
         """Advance the snapshot for every delivered change and record the outcome."""
         failed = deliveries.failed_array()
         identity = self._committed_identity(prepared)
+        self._commit_begins()
         with _writing_state():
             self.context.store.commit(
                 prepared.found, failed, identity, self.context.run_id, self.outcome
@@ -349,6 +400,7 @@ class SyncJob:
         commit = self._prepared_commit(prepared, marker)
         try:
             transaction.check_time_left()
+            self._commit_begins()
             with _writing_state():
                 store.prepare_commit(deliveries.failed_array(), commit, self.outcome)
         except BaseException:
@@ -391,6 +443,7 @@ class SyncJob:
             f" {deliveries.produced} messages is visible to read_committed consumers, and the"
             " next run sends them again"
         )
+        self._keep_log(deliveries, unconfirmed="the sync's transaction was aborted")
         self.context.store.record_outcome(self.context.run_id, self.sync_id, self.outcome)
         self._recorded = True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ from dbt_kafka_sync.errors import DamagedStateError, StateError, SyncError, Ware
 from dbt_kafka_sync.job import JobContext, SyncJob
 from dbt_kafka_sync.kafka.transactions import SyncTransaction
 from dbt_kafka_sync.messages.templating import TemplateLoader
+from dbt_kafka_sync.report.data import ReportData
 from dbt_kafka_sync.sources import open_source
 from dbt_kafka_sync.sources.base import Source
 from dbt_kafka_sync.state.base import StateStore
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
 from dbt_kafka_sync.state.location import StateLocation, open_store
+from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
 from dbt_kafka_sync.state.store import StoredSync
 
 if TYPE_CHECKING:
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.state.warehouse.store import WarehouseStore
 
 log = logging.getLogger(__name__)
+
+MAX_REPORTED_FAILURES = 1_000  # failed rows the run report lists
+MAX_REPORTED_MESSAGES = 200  # messages the run report shows, failed ones first
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class RunContext:
             full_refresh=full_refresh,
             delivery=self.kafka.delivery,
             transactions=transactions,
+            debugger=self.kafka.debugger if publisher is not None else None,
         )
 
 
@@ -94,12 +101,17 @@ class RunReport:
 
     run_id: str
     results: list[SyncOutcome] = field(default_factory=list)
+    command: str = "run"
+    target: str | None = None  # the kafka_sync output, once the profiles are read
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     # Each (model, sync)'s status in the target's previous run: what a recovery is measured by.
     previous: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """True when every sync delivered every message."""
+        """True when every sync delivered every message (a plan: when each could be planned)."""
+        if self.command == "plan":
+            return all(result.error is None for result in self.results)
         return all(result.ok for result in self.results)
 
 
@@ -141,13 +153,15 @@ def run(
 ) -> RunReport:
     """Publish every sync's changes; a failing sync is reported and the others go on.
 
-    A caller that passes `report` still has what the run did when it raises (for alerts).
+    Results go into `report` as each sync ends: a caller that passes `report` still has
+    what the run did when it raises (for the results file and alerts).
     """
     import duckdb
 
     from dbt_kafka_sync.kafka.producer import Publisher
 
     report = report or RunReport(new_run_id())
+    report.target = context.target_name
     if not context.models:
         log.warning("no model has a kafka_sync block in its meta; nothing to do")
         return report
@@ -160,6 +174,7 @@ def run(
         open_store(context.state, False, context.source, report.run_id) as store,
     ):
         store.begin_run(report.run_id, "run", context.target_name)
+        store.prune_debugger(context.kafka.debugger.retention_days)
         try:
             report.previous = store.previous_statuses(context.target_name, report.run_id)
             jobs = context.job_context(store, publisher, report.run_id, full_refresh)
@@ -218,9 +233,12 @@ def send_run_alerts(
     return send_alerts(alerting.config, facts)
 
 
-def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
+def plan(
+    context: RunContext, full_refresh: bool = False, report: RunReport | None = None
+) -> RunReport:
     """Count what a run would publish, with sample messages; publish and write nothing."""
-    report = RunReport("plan")
+    report = report or RunReport("plan", command="plan")
+    report.target = context.target_name
     with (
         closing(context.source),
         open_store(context.state, True, context.source) as store,
@@ -237,6 +255,7 @@ def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport)
     for model in models:
         for sync in model.syncs:
             job = SyncJob(context, model, sync)
+            started_at, clock = datetime.now(timezone.utc), time.monotonic()
             try:
                 outcome = job.plan() if context.publisher is None else job.run()
             except DamagedStateError:
@@ -245,6 +264,7 @@ def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport)
                 if isinstance(exc, duckdb.Error):  # e.g. a view over a dropped table
                     exc = WarehouseError(f"DuckDB failed: {exc}", model=model.name)
                 outcome = job.failed(exc.render())
+            outcome.started_at, outcome.seconds = started_at, time.monotonic() - clock
             for note in outcome.notes:
                 log.warning("%s [%s]: %s", model.name, sync.name, note)
             report.results.append(outcome)
@@ -329,6 +349,125 @@ def run_details(options: RunOptions, run_id: str, max_rows: int) -> RunDetails |
     """One run of the state store with its syncs and failed rows; None for an unknown run."""
     with _history_store(_history(options), read_only=True) as store:
         return store.run_details(run_id, max_rows)
+
+
+@contextmanager
+def recording_results(options: RunOptions, report: RunReport, full_refresh: bool) -> Iterator[None]:
+    """Write the results file (target/kafka_sync_results.json) when the command ends, however.
+
+    A run stopped by an error gets one too, saying so, with the syncs done before it.
+    """
+    error: str | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = exc.render() if isinstance(exc, SyncError) else f"stopped by {type(exc).__name__}"
+        raise
+    finally:
+        _write_results(options, report, full_refresh, error)
+
+
+def _write_results(
+    options: RunOptions, report: RunReport, full_refresh: bool, error: str | None
+) -> None:
+    from dbt_kafka_sync.report.results import Invocation, results_document, write_results
+
+    args = {name: _plain(value) for name, value in vars(options).items()}
+    invocation = Invocation(
+        report.run_id,
+        report.command,
+        report.target,
+        {**args, "full_refresh": full_refresh},
+        report.started_at,
+    )
+    status = "error" if error else "success" if report.ok else "failed"
+    document = results_document(
+        invocation, report.results, status, error, datetime.now(timezone.utc)
+    )
+    try:
+        write_results(load_dbt_project(options.project_dir.resolve()).target_path, document)
+    except (OSError, SyncError) as exc:  # the run's own outcome matters more
+        log.warning("could not write the results file: %s", exc)
+
+
+def _plain(value: object) -> object:
+    """An option's value as JSON holds it."""
+    if isinstance(value, Path):
+        return str(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def report_data(options: RunOptions, run_id: str | None) -> ReportData:
+    """What the run report shows of a run (default: the latest) of the state store."""
+    with _history_store(_history(options), read_only=True) as store:
+        if run_id is None:
+            latest = store.recent_runs(1)
+            if not latest:
+                raise StateError("no run recorded yet: nothing to report")
+            run_id = latest[0].run_id
+        details = store.run_details(run_id, MAX_REPORTED_FAILURES)
+        if details is None:
+            raise StateError(f"no run '{run_id}'", hint="`dbt-kafka-sync runs` lists the run ids")
+        # The failed messages first, then the others, up to the sample's size.
+        failed = store.sent_messages(run_id, failed_only=True, limit=MAX_REPORTED_MESSAGES)
+        seen = {(message.sync_id, message.seq) for message in failed}
+        others = store.sent_messages(run_id, limit=MAX_REPORTED_MESSAGES)
+        sample = failed + [m for m in others if (m.sync_id, m.seq) not in seen]
+        return ReportData(
+            details,
+            datetime.now(timezone.utc),
+            messages=sample[:MAX_REPORTED_MESSAGES],
+            timings=store.stage_timings(run_id),
+            throughput=store.throughput(run_id),
+        )
+
+
+def report_path(options: RunOptions, run_id: str) -> Path:
+    """Where the run report of a run goes: the dbt project's target folder."""
+    target = load_dbt_project(options.project_dir.resolve()).target_path
+    return target / f"kafka_sync_report_{run_id}.html"
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """Which of a run's recorded messages `show --messages` lists (see StateStore.sent_messages)."""
+
+    key: str | None = None
+    event: str | None = None
+    failed_only: bool = False
+    model: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class RunMessages:
+    """What the debugger recorded of one run."""
+
+    messages: list[SentMessage]
+    timings: list[StageTiming]
+    rates: list[Throughput]
+
+
+def run_messages(options: RunOptions, run_id: str, wanted: MessageFilter) -> RunMessages:
+    """The debugger's records of one run: its messages as filtered, stage timings, send rate."""
+    with _history_store(_history(options), read_only=True) as store:
+        messages = store.sent_messages(
+            run_id,
+            key=wanted.key,
+            event=wanted.event,
+            failed_only=wanted.failed_only,
+            model=wanted.model,
+            limit=wanted.limit,
+        )
+        return RunMessages(messages, store.stage_timings(run_id), store.throughput(run_id))
+
+
+def messages_for_key(
+    options: RunOptions, key: str, model: str | None, limit: int
+) -> list[SentMessage]:
+    """Every recorded message of one key across runs, newest first."""
+    with _history_store(_history(options), read_only=True) as store:
+        return store.messages_for_key(key, model=model, limit=limit)
 
 
 @dataclass(frozen=True)

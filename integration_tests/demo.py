@@ -1,4 +1,4 @@
-"""The quickstart: a local broker, `dbt build`, `dbt-kafka-sync`, and the messages read back.
+"""The quickstart: a local broker, `dbt build`, `dbt-kafka-sync`, the messages read back, a report.
 
 Run it with `make demo` from the repository root. The broker keeps running afterwards
 (`make broker-stop` stops it), so you can edit a seed, rerun and watch what is published.
@@ -35,6 +35,7 @@ def main() -> int:
     sync = _step(["dbt-kafka-sync"], [str(bin_dir / "dbt-kafka-sync")], env, check=False)
     for topic in topics:
         _print_topic(broker, topic)
+    _step(["dbt-kafka-sync", "report"], [str(bin_dir / "dbt-kafka-sync"), "report"], env)
     return sync.returncode
 
 

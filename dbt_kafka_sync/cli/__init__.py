@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dbt_kafka_sync.cli import output
+from dbt_kafka_sync.cli import debugger_output, output
 from dbt_kafka_sync.errors import StateError, SyncError, quote_list
 
 EXIT_OK, EXIT_FAILED, EXIT_BUG = 0, 1, 2
@@ -182,17 +182,25 @@ def main() -> None:
 @_handle_errors
 def run_command(options: Any, full_refresh: bool) -> None:
     """Publish what changed in every configured model since the last run."""
-    from dbt_kafka_sync.runner import RunReport, load_alerting, load_context, new_run_id, run
+    from dbt_kafka_sync.runner import (
+        RunReport,
+        load_alerting,
+        load_context,
+        new_run_id,
+        recording_results,
+        run,
+    )
     from dbt_kafka_sync.runner import send_run_alerts as alert
 
-    alerting = load_alerting(options)
     report = RunReport(new_run_id())
-    try:
-        run(load_context(options), full_refresh=full_refresh, report=report)
-    except Exception as exc:  # alert, then let _handle_errors report it as usual
-        error = exc.render() if isinstance(exc, SyncError) else f"a bug: {type(exc).__name__}"
-        output.print_alerts(alert(alerting, report, error))
-        raise
+    with recording_results(options, report, full_refresh):
+        alerting = load_alerting(options)
+        try:
+            run(load_context(options), full_refresh, report)
+        except Exception as exc:  # alert, then let _handle_errors report it as usual
+            error = exc.render() if isinstance(exc, SyncError) else f"a bug: {type(exc).__name__}"
+            output.print_alerts(alert(alerting, report, error))
+            raise
     output.print_run(report)
     output.print_alerts(alert(alerting, report))
     if not report.ok:
@@ -206,11 +214,13 @@ def run_command(options: Any, full_refresh: bool) -> None:
 @_handle_errors
 def plan_command(options: Any, full_refresh: bool) -> None:
     """Show what `run` would publish (counts and sample messages); publish nothing."""
-    from dbt_kafka_sync.runner import load_context, plan
+    from dbt_kafka_sync.runner import RunReport, load_context, plan, recording_results
 
-    report = plan(load_context(options), full_refresh=full_refresh)
+    report = RunReport("plan", command="plan")
+    with recording_results(options, report, full_refresh):
+        plan(load_context(options), full_refresh, report)
     output.print_plan(report)
-    if not all(result.error is None for result in report.results):
+    if not report.ok:
         sys.exit(EXIT_FAILED)
 
 
@@ -229,16 +239,49 @@ def runs_command(options: Any, limit: int) -> None:
 @click.argument("run_id")
 @_project_options
 @click.option("--rows", default=100, show_default=True, help="Failed rows to show at most.")
+@debugger_output.message_filters
 @_handle_errors
-def show_command(options: Any, run_id: str, rows: int) -> None:
-    """Show one run: each sync's counts and the rows that failed."""
+def show_command(options: Any, run_id: str, rows: int, **filters: Any) -> None:
+    """Show one run: each sync's counts and the rows that failed; --messages: what it sent."""
     from dbt_kafka_sync.errors import StateError
-    from dbt_kafka_sync.runner import run_details
+    from dbt_kafka_sync.runner import run_details, run_messages
 
     details = run_details(options, run_id, rows)
     if details is None:
         raise StateError(f"no run '{run_id}'", hint="`dbt-kafka-sync runs` lists the run ids")
     output.print_run_details(details)
+    wanted = debugger_output.message_filter(**filters)
+    if wanted is not None:
+        debugger_output.print_run_messages(run_messages(options, run_id, wanted), wanted)
+
+
+@main.command("messages")
+@_project_options
+@click.option("--key", required=True, help=debugger_output.KEY_HELP)
+@click.option("--model", help="Only this model's messages (its name).")
+@click.option("--limit", default=100, show_default=True, help="Messages to list at most.")
+@_handle_errors
+def messages_command(options: Any, key: str, model: str | None, limit: int) -> None:
+    """Follow one key across runs: every message recorded for it, newest first."""
+    from dbt_kafka_sync.runner import messages_for_key
+
+    debugger_output.print_key_history(key, messages_for_key(options, key, model, limit))
+
+
+@main.command("report")
+@click.argument("run_id", required=False)
+@_project_options
+@_handle_errors
+def report_command(options: Any, run_id: str | None) -> None:
+    """Write a run's HTML report (default: the latest run) into the dbt project's target/."""
+    from dbt_kafka_sync.report.html import render_report
+    from dbt_kafka_sync.runner import report_data, report_path
+
+    data = report_data(options, run_id)
+    path = report_path(options, data.details.run.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(data), encoding="utf-8")
+    click.echo(f"report of run {data.details.run.run_id}: {path}")
 
 
 @main.command("reset")

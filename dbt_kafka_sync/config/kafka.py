@@ -132,6 +132,15 @@ class WarehouseState(_Strict):
     lease_seconds: int = Field(DEFAULT_LEASE_SECONDS, ge=3)
 
 
+class DebuggerConfig(_Strict):
+    """The `debugger` block: what the state keeps of each run's messages, and how long."""
+
+    enabled: bool = True
+    # Off keeps no message value (PII): key, topic, size and outcome are still recorded.
+    record_values: bool = True
+    retention_days: int = Field(default=7, ge=1)
+
+
 class KafkaTarget(BaseModel):
     """One output of the `kafka_sync` profile: how to reach the brokers."""
 
@@ -155,6 +164,8 @@ class KafkaTarget(BaseModel):
     progress_topic: str = Field(default=DEFAULT_PROGRESS_TOPIC, min_length=1)
     transactional_id_prefix: str = Field(default=DEFAULT_TRANSACTIONAL_ID_PREFIX, min_length=1)
     alerts: AlertsConfig | None = None  # where to tell about failed runs (config/alerts.py)
+    # The message log, stage timings and send rate of each run (README: Debugger).
+    debugger: DebuggerConfig = Field(default_factory=DebuggerConfig)
 
     @field_validator("memory_limit")
     @classmethod

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.errors import describe_kafka_error
+from dbt_kafka_sync.kafka.send_rate import SendClock
 from dbt_kafka_sync.messages import batch as message_batch
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Deliveries:
             first MAX_TRACED of them).
         too_many_failed: more than MAX_TRACED messages failed.
         failed: seq -> reason, for every row that did not reach Kafka, once traced.
+        clock: when the messages were handed to the producer, and when the flush ended.
     """
 
     produced: int = 0
@@ -63,6 +65,7 @@ class Deliveries:
     failed_messages: list[FailedMessage] = field(default_factory=list)
     too_many_failed: bool = False
     failed: dict[int, str] = field(default_factory=dict)
+    clock: SendClock = field(default_factory=SendClock)
 
     @property
     def delivered(self) -> int:

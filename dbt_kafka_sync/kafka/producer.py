@@ -252,14 +252,17 @@ class Publisher:
         The failed messages are returned untraced: see delivery.trace_failures.
         """
         deliveries = Deliveries()
+        clock = deliveries.clock
         place = _Placement(routing.partitions)
         try:
             for batch in batches:
+                clock.start()
                 columns = _MessageBatch.of(batch, routing)
                 if columns.is_plain():
                     self._send_plain(columns, routing, place, deliveries)
                 else:
                     self._send_checked(columns, routing, place, deliveries)
+                clock.tick(deliveries.produced)
                 if progress is not None:
                     progress(deliveries.produced)
         except Exception:
@@ -269,7 +272,9 @@ class Publisher:
             self._failures.take()
             raise
         faults.reached(faults.AFTER_PUBLISH)
+        clock.sent = time.monotonic()
         self._wait_for_deliveries()
+        clock.flushed = time.monotonic()
         deliveries.failed_messages, deliveries.too_many_failed = self._failures.take()
         return deliveries
 
@@ -281,6 +286,7 @@ class Publisher:
         produce, poll = self._producer.produce, self._producer.poll
         headers_of = routing.event_headers()
         next_partition, partitions = place.next_partition[topic], place.partitions[topic]
+        tick, produced = deliveries.clock.tick, deliveries.produced
         count = 0
         for seq, event, key, value in zip(
             batch.seqs, batch.events, batch.keys, batch.values, strict=True
@@ -300,6 +306,7 @@ class Publisher:
             count += 1
             if count % POLL_EVERY == 0:
                 poll(0)
+                tick(produced + count)
         place.next_partition[topic] = next_partition
         deliveries.produced += count
 
@@ -332,6 +339,7 @@ class Publisher:
             deliveries.produced += 1
             if count % POLL_EVERY == 0:
                 self._producer.poll(0)
+                deliveries.clock.tick(deliveries.produced)
 
     def _produce(
         self,

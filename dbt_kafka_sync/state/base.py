@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.dbt.manifest import SyncedModel
     from dbt_kafka_sync.sources.base import SourceColumn
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
+    from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
     from dbt_kafka_sync.state.prepared import PreparedCommit
     from dbt_kafka_sync.state.store import StoredSync, SyncIdentity, SyncRecord
 
@@ -124,6 +125,10 @@ class StateStore(Protocol):
         """Record the outcome of a sync that committed nothing."""
         ...
 
+    def prune_debugger(self, retention_days: int) -> None:
+        """Delete the debugger's records (messages, timings, rates) of runs older than this."""
+        ...
+
     def check_lock(self) -> None:
         """Before publishing a sync: this run still holds the state's lock.
 
@@ -179,4 +184,35 @@ class StateStore(Protocol):
 
     def forget_syncs(self, sync_ids: list[str]) -> list[str]:
         """Drop these syncs' snapshots; return the ids of those the store had."""
+        ...
+
+    def sent_messages(
+        self,
+        run_id: str,
+        *,
+        key: str | None = None,
+        event: str | None = None,
+        failed_only: bool = False,
+        model: str | None = None,
+        limit: int = 100,
+    ) -> list[SentMessage]:
+        """The debugger's record of a run's messages, by model, sync and seq.
+
+        `key` matches the message key or the primary key as text (a JSON array of the
+        values as text for a composite key); `failed_only` keeps failed and refused ones.
+        """
+        ...
+
+    def messages_for_key(
+        self, key: str, *, model: str | None = None, limit: int = 100
+    ) -> list[SentMessage]:
+        """Every recorded message of one key, across runs, newest first."""
+        ...
+
+    def stage_timings(self, run_id: str) -> list[StageTiming]:
+        """How long each stage of each sync of a run took."""
+        ...
+
+    def throughput(self, run_id: str) -> list[Throughput]:
+        """Messages each sync of a run handed to the producer, second by second."""
         ...

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from dbt_kafka_sync.changes.input import ChangeCounts
+from dbt_kafka_sync.state.message_log import SentLog
 from dbt_kafka_sync.state.tables import Bookkeeping
 
 MAX_RECORDED_ROWS = 1_000  # failed rows kept per sync and run; the counts are always exact
@@ -47,6 +48,11 @@ class SyncOutcome:
     samples: list[Sample] = field(default_factory=list)  # `plan` only
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    unique_id: str = ""  # the model's; not kept in the history
+    skipped: str | None = None  # why nothing was sent on purpose (initial_sync: skip)
+    started_at: datetime | None = None  # when the sync began, in this process only
+    seconds: float | None = None  # how long it took, in this process only
+    log: SentLog | None = None  # the debugger's records, written with the commit
 
     @property
     def ok(self) -> bool:
@@ -59,6 +65,11 @@ class SyncOutcome:
         if self.error is not None:
             return "error"
         return "success" if self.ok else "partial"
+
+    @property
+    def result_status(self) -> str:
+        """The status, or `skipped` for a sync that sent nothing on purpose."""
+        return "skipped" if self.skipped and self.status == "success" else self.status
 
     def recorded_failures(self) -> list[FailedRow]:
         """The failed rows the history keeps: failed messages, then rejected rows."""

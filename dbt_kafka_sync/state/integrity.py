@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING
 from dbt_kafka_sync.errors import DamagedStateError, quote_list
 from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
 from dbt_kafka_sync.sql import quote_identifier
+from dbt_kafka_sync.state.tables import MESSAGES, RATES, TIMINGS
 
 if TYPE_CHECKING:
     import duckdb
 
 LAST_GOOD_SUFFIX = ".last-good"  # the last good copy: beside the state file, this appended
-BOOKKEEPING = ("meta", "syncs", "runs", "run_syncs", "failed_rows")
+BOOKKEEPING = ("meta", "syncs", "runs", "run_syncs", "failed_rows", MESSAGES, TIMINGS, RATES)
 MAX_DETAIL = 300  # characters of DuckDB's own message kept in the error
 FILE_HEADERS = 3 * 4096  # a DuckDB file's main header and two database headers, then blocks
 

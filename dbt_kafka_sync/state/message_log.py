@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -20,6 +20,7 @@ class SentMessage:
             sent: a template error, a NULL topic, a partition out of range...).
         value: the message's value; None when recording values is switched off (PII) or
             for a tombstone.
+        row_key: the row's primary key as text (a JSON array for a composite key).
     """
 
     run_id: str
@@ -37,6 +38,7 @@ class SentMessage:
     reason: str | None
     value: str | None
     sent_at: datetime | None
+    row_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,21 @@ class Throughput:
     sync_id: str
     second: int  # since the sync's first message
     messages: int
+
+
+@dataclass
+class SentLog:
+    """A sync's debugger records as its commit writes them into the state.
+
+    Attributes:
+        rows: a relation of the run's session holding the messages with their outcome
+            (state.debugger.LOG_COLUMNS); None when the sync recorded none.
+        timings: the stages so far; the commit adds its own.
+        rates: the send rate, second by second.
+        commit_started: monotonic time the commit began, to time it.
+    """
+
+    rows: str | None = None
+    timings: list[StageTiming] = field(default_factory=list)
+    rates: list[Throughput] = field(default_factory=list)
+    commit_started: float = 0.0

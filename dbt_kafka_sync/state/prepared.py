@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from dbt_kafka_sync.changes.input import DiffInput
 from dbt_kafka_sync.state.store import SyncIdentity
-from dbt_kafka_sync.state.tables import Bookkeeping
+from dbt_kafka_sync.state.tables import MESSAGES, Bookkeeping
 
 TABLE = "prepared"
 
@@ -98,5 +98,10 @@ def mark_discarded(book: Bookkeeping, prepared: PreparedCommit, reason: str) -> 
     book.execute(
         f"UPDATE {book.table('run_syncs')} SET status = 'error', error = $1, delivered = 0"
         " WHERE run_id = $2 AND sync_id = $3",
+        [reason, prepared.run_id, prepared.sync_id],
+    )
+    book.execute(
+        f"UPDATE {book.table(MESSAGES)} SET outcome = 'failed', reason = $1"
+        " WHERE run_id = $2 AND sync_id = $3 AND outcome = 'delivered'",
         [reason, prepared.run_id, prepared.sync_id],
     )

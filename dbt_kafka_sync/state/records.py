@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dbt_kafka_sync.state import history
+from dbt_kafka_sync.state import debugger, history
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
+from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
 from dbt_kafka_sync.state.store import StoredSync, find_syncs, forget_syncs, load_sync
 from dbt_kafka_sync.state.tables import Bookkeeping
 
@@ -39,8 +40,23 @@ class BookkeepingStore:
         return self.initialised() and load_sync(self.book, sync_id) is not None
 
     def record_outcome(self, run_id: str, sync_id: str, outcome: SyncOutcome) -> None:
-        """Record the outcome of a sync that committed nothing."""
-        history.record_outcome(self.book, run_id, sync_id, outcome)
+        """Record the outcome of a sync that committed nothing, with its debugger records."""
+        rows = self.log_rows(outcome)
+        with self.book.transaction():
+            history.record_outcome(self.book, run_id, sync_id, outcome)
+            debugger.save_sent(self.book, run_id, sync_id, outcome, rows)
+
+    def log_rows(self, outcome: SyncOutcome) -> str | None:
+        """Where the book's connection reads the sync's recorded messages (before a commit).
+
+        By default they are read from the run's session directly.
+        """
+        return outcome.log.rows if outcome.log is not None else None
+
+    def prune_debugger(self, retention_days: int) -> None:
+        """Delete the debugger's records of runs older than the retention."""
+        if self.initialised():
+            debugger.prune(self.book, retention_days)
 
     def begin_run(self, run_id: str, command: str, target: str) -> None:
         """Record a run as started."""
@@ -71,3 +87,42 @@ class BookkeepingStore:
     def forget_syncs(self, sync_ids: list[str]) -> list[str]:
         """Drop these syncs' snapshots; return the ids of those the store had."""
         return forget_syncs(self.book, sync_ids) if self.initialised() else []
+
+    def sent_messages(
+        self,
+        run_id: str,
+        *,
+        key: str | None = None,
+        event: str | None = None,
+        failed_only: bool = False,
+        model: str | None = None,
+        limit: int = 100,
+    ) -> list[SentMessage]:
+        """The debugger's record of a run's messages (see StateStore.sent_messages)."""
+        if not self.initialised():
+            return []
+        return debugger.sent_messages(
+            self.book,
+            run_id,
+            key=key,
+            event=event,
+            failed_only=failed_only,
+            model=model,
+            limit=limit,
+        )
+
+    def messages_for_key(
+        self, key: str, *, model: str | None = None, limit: int = 100
+    ) -> list[SentMessage]:
+        """Every recorded message of one key, across runs, newest first."""
+        if not self.initialised():
+            return []
+        return debugger.messages_for_key(self.book, key, model=model, limit=limit)
+
+    def stage_timings(self, run_id: str) -> list[StageTiming]:
+        """How long each stage of each sync of a run took."""
+        return debugger.stage_timings(self.book, run_id) if self.initialised() else []
+
+    def throughput(self, run_id: str) -> list[Throughput]:
+        """Messages each sync of a run handed to the producer, second by second."""
+        return debugger.throughput(self.book, run_id) if self.initialised() else []

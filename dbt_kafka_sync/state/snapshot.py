@@ -20,6 +20,7 @@ from dbt_kafka_sync.changes.keys import row_key_expression
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
 from dbt_kafka_sync.sql import quote_identifier
+from dbt_kafka_sync.state.debugger import save_sent
 from dbt_kafka_sync.state.history import SyncOutcome, record_outcome
 from dbt_kafka_sync.state.local_file import local_bookkeeping
 from dbt_kafka_sync.state.prepared import (
@@ -190,6 +191,7 @@ def commit(
         _apply_changes(connection, diff, qualified(table), delivered)
         save_sync(book, identity, table, diff)
         record_outcome(book, run_id, identity.sync_id, outcome)
+        save_sent(book, run_id, identity.sync_id, outcome, _log_rows(outcome))
         faults.reached(faults.DURING_STATE_COMMIT)
 
 
@@ -210,7 +212,13 @@ def prepare(
         )
         save_prepared(book, prepared)
         record_outcome(book, prepared.run_id, prepared.sync_id, outcome)
+        save_sent(book, prepared.run_id, prepared.sync_id, outcome, _log_rows(outcome))
         faults.reached(faults.DURING_PREPARE)
+
+
+def _log_rows(outcome: SyncOutcome) -> str | None:
+    """The session relation holding the sync's recorded messages: the file reads it directly."""
+    return outcome.log.rows if outcome.log is not None else None
 
 
 def complete(connection: duckdb.DuckDBPyConnection, prepared: PreparedCommit) -> None:

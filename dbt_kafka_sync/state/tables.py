@@ -1,4 +1,4 @@
-"""The bookkeeping tables: sync records, run history, failed rows (and the warehouse's lease).
+"""The bookkeeping tables: sync records, run history, failed rows, the debugger's log (and lease).
 
 The same tables live in the local state file or in a warehouse schema. Their SQL keeps
 to what DuckDB and PostgreSQL both run (positional $n parameters, no upserts), so one
@@ -16,6 +16,11 @@ from dbt_kafka_sync.sql import SqlRunner, quote_identifier, transaction
 
 SCHEMA_VERSION = 1
 
+# The debugger's tables (state/debugger.py).
+MESSAGES = "sent_messages"
+TIMINGS = "stage_timings"
+RATES = "send_rates"
+
 _COLUMNS = {
     "meta": "key TEXT PRIMARY KEY, value TEXT",
     "syncs": """sync_id TEXT PRIMARY KEY,
@@ -32,6 +37,13 @@ _COLUMNS = {
     # Exactly-once commits waiting for their Kafka transaction's outcome (state/prepared.py).
     "prepared": """sync_id TEXT PRIMARY KEY, run_id TEXT, marker TEXT, plan TEXT,
         changes_table TEXT""",
+    MESSAGES: """run_id TEXT, sync_id TEXT, model TEXT, sync_name TEXT, seq BIGINT,
+        event TEXT, message_key TEXT, row_key TEXT, topic TEXT, message_partition INTEGER,
+        message_offset BIGINT, size BIGINT, outcome TEXT, reason TEXT, message_value TEXT,
+        sent_at TIMESTAMPTZ""",
+    TIMINGS: """run_id TEXT, sync_id TEXT, model TEXT, sync_name TEXT, position INTEGER,
+        stage TEXT, seconds DOUBLE PRECISION""",
+    RATES: "run_id TEXT, sync_id TEXT, second INTEGER, messages BIGINT",
 }
 
 

@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
     ("cli",),
     ("runner", "debug"),
+    ("report",),
     ("job",),
     ("alerts",),
     ("state",),

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from dbt_kafka_sync import faults
 from dbt_kafka_sync.errors import StateError, WarehouseError
-from dbt_kafka_sync.state import history
+from dbt_kafka_sync.sql import arrow_batches
+from dbt_kafka_sync.state import debugger, history
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.prepared import (
     PreparedCommit,
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.sources.base import Warehouse
     from dbt_kafka_sync.state.history import SyncOutcome
     from dbt_kafka_sync.state.store import SyncIdentity
+
+
+LOG_UPLOAD = "dks_sent_upload"  # the sync's recorded messages, in a temp table of the warehouse
+LOG_BATCH = 100_000
 
 
 class WarehouseStore(BookkeepingStore):
@@ -146,6 +151,7 @@ class WarehouseStore(BookkeepingStore):
     ) -> None:
         """Send the failed numbers up, then one warehouse transaction advances the snapshot."""
         self._upload_failed(failed)
+        rows = self.log_rows(outcome)
         diff = found.diff
         with self.book.transaction():
             self._check_lease()
@@ -154,6 +160,7 @@ class WarehouseStore(BookkeepingStore):
             )
             save_sync(self.book, identity, table, diff)
             history.record_outcome(self.book, run_id, identity.sync_id, outcome)
+            debugger.save_sent(self.book, run_id, identity.sync_id, outcome, rows)
             faults.reached(faults.DURING_STATE_COMMIT)
 
     def prepare_commit(
@@ -161,11 +168,13 @@ class WarehouseStore(BookkeepingStore):
     ) -> None:
         """Keep the delivered changes in the schema as a prepared commit (exactly-once)."""
         self._upload_failed(failed)
+        rows = self.log_rows(outcome)
         with self.book.transaction():
             self._check_lease()
             warehouse_diff.keep_delivered(self.book, self.warehouse, prepared.table)
             save_prepared(self.book, prepared)
             history.record_outcome(self.book, prepared.run_id, prepared.sync_id, outcome)
+            debugger.save_sent(self.book, prepared.run_id, prepared.sync_id, outcome, rows)
             faults.reached(faults.DURING_PREPARE)
 
     def pending_commit(self, sync_id: str) -> PreparedCommit | None:
@@ -200,6 +209,16 @@ class WarehouseStore(BookkeepingStore):
 
         seqs = pa.table({"seq": failed.cast(pa.int64())})
         self.warehouse.upload(self.session, seqs, warehouse_diff.FAILED)
+
+    def log_rows(self, outcome: SyncOutcome) -> str | None:
+        """The sync's recorded messages go up in bulk, into a temp table of the warehouse."""
+        if outcome.log is None or outcome.log.rows is None:
+            return None
+        query = f"SELECT * FROM {outcome.log.rows}"
+        self.warehouse.upload(
+            self.session, arrow_batches(self.session, query, LOG_BATCH).read_all(), LOG_UPLOAD
+        )
+        return self.warehouse.temp_table(LOG_UPLOAD)
 
     def _check_lease(self) -> None:
         if self.lease is not None:

@@ -1,0 +1,1 @@
+"""What a run leaves behind for people and CI: the results file and the HTML report."""
