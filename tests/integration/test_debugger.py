@@ -81,6 +81,15 @@ def consumed(kafka: Kafka, prefix: str) -> set[tuple[str, str | None, str | None
     }
 
 
+def write_broken_profiles(project: Project) -> None:
+    """Profile 3's payload is not JSON: its message is refused, never sent."""
+    (project.path / "models" / "customer_profiles.sql").write_text(
+        "select id, case when id = 3 then '{broken' else"
+        " {{ dbt_kafka_sync.json_payload(['id', 'full_name']) }} end as payload"
+        " from {{ ref('customers') }}"
+    )
+
+
 @pytest.fixture
 def failing_project(project: Project, kafka: Kafka) -> Project:
     """Customer 3 too large for its topic (the broker refuses it: failed) and an invalid
@@ -88,11 +97,7 @@ def failing_project(project: Project, kafka: Kafka) -> Project:
     rows = project.read_seed("raw_customers")
     rows[2]["full_name"] = "x" * 3000
     project.write_seed("raw_customers", rows)
-    (project.path / "models" / "customer_profiles.sql").write_text(
-        "select id, case when id = 3 then '{broken' else"
-        " {{ dbt_kafka_sync.json_payload(['id', 'full_name']) }} end as payload"
-        " from {{ ref('customers') }}"
-    )
+    write_broken_profiles(project)
     prefix = project.build(kafka, ("customer_profiles", "orders"))
     local_kafka.create_topic(
         kafka.bootstrap_servers, prefix + "customers", 1, config={"max.message.bytes": "2000"}
@@ -176,3 +181,18 @@ def test_messages_listed_as_kafka_holds_them_and_a_key_followed(
     assert project.sync("--target", "novalues", "--select", "orders").returncode == 0
     assert read(project, "show", first, "--messages") == []
     assert read(project, "show", second, "--messages") != []
+
+
+@pytest.mark.parametrize("project", ["postgres+warehouse"], indirect=True)
+def test_log_kept_with_the_state_in_postgres(project: Project, kafka: Kafka) -> None:
+    write_broken_profiles(project)
+    prefix = project.build(kafka, ("customer_profiles",))
+    run = run_id(project.sync("--select", "customer_profiles"))
+
+    shown = read(project, "show", run, "--messages")
+
+    topic = prefix + "customer_profiles"
+    delivered = {(m.topic, m.key, m.value) for m in shown if m.outcome == "delivered"}
+    assert delivered == {(topic, r.key, r.value) for r in kafka.consume_all(topic)}
+    assert [(m.row_key, m.outcome) for m in shown if m.outcome != "delivered"] == [("3", "refused")]
+    assert [m.event for m in read(project, "messages", "--key", "2")] == ["added"]
