@@ -26,7 +26,11 @@ import local_servers.kafka as local_kafka
 import yaml
 from bench_setup import MODELS, BenchProject, build_warehouse
 
-MODES = {"on": {"record_values": True}, "off": {"enabled": False}}
+MODES = {
+    "on": {"record_values": True},
+    "keys": {"record_values": False},
+    "off": {"enabled": False},
+}
 
 
 def add_outputs(project: BenchProject) -> None:
@@ -121,7 +125,7 @@ def main() -> None:
                 seconds = backfill(project, broker, mode, state)
                 times[mode].append(seconds)
                 size = state.stat().st_size / 1e6
-                detail = stages(state) if mode == "on" else {}
+                detail = stages(state) if mode != "off" else {}
                 print(
                     f"{mode:3} #{repeat}: {seconds:6.2f}s  state {size:6.1f} MB  load {load:.1f}"
                     f"  {detail}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import local_servers.kafka as local_kafka
@@ -14,7 +14,7 @@ from harness import Kafka, Project
 
 from dbt_kafka_sync.cli import main
 
-MODELS = ("customers", "customer_profiles", "orders")
+MODELS = ("customers", "customer_profiles", "orders", "customer_events")
 STATE = ".dbt_kafka_sync/state.duckdb"
 LINE = re.compile(
     r"^\s+(?P<model>\S+) \[\S+\] #\d+ (?P<event>\w+) row (?P<row>.+?) key (?P<key>null|\".*?\")"
@@ -39,6 +39,7 @@ class Listed:
 def listed(stdout: str) -> list[Listed]:
     """Parse the messages of `show --messages` or `messages --key`."""
     found: list[Listed] = []
+    label = 0
     for line in stdout.splitlines():
         if (match := LINE.match(line)) is not None:
             key = None if match["key"] == "null" else match["key"][1:-1]
@@ -56,8 +57,10 @@ def listed(stdout: str) -> list[Listed]:
                 )
             )
         elif line.strip().startswith("value: ") and found:
-            last = found.pop()
-            found.append(Listed(**{**last.__dict__, "value": line.split("value: ", 1)[1]}))
+            label = line.index("value: ") + len("value: ")
+            found[-1] = replace(found[-1], value=line[label:])
+        elif label and line.startswith(" " * label) and found:  # the value's next line
+            found[-1] = replace(found[-1], value=f"{found[-1].value}\n{line[label:]}")
     return found
 
 
@@ -98,7 +101,7 @@ def failing_project(project: Project, kafka: Kafka) -> Project:
     rows[2]["full_name"] = "x" * 3000
     project.write_seed("raw_customers", rows)
     write_broken_profiles(project)
-    prefix = project.build(kafka, ("customer_profiles", "orders"))
+    prefix = project.build(kafka, ("customer_profiles", "orders", "customer_events"))
     local_kafka.create_topic(
         kafka.bootstrap_servers, prefix + "customers", 1, config={"max.message.bytes": "2000"}
     )
