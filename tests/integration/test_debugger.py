@@ -185,6 +185,12 @@ def test_messages_listed_as_kafka_holds_them_and_a_key_followed(
     assert read(project, "show", first, "--messages") == []
     assert read(project, "show", second, "--messages") != []
 
+    # A state written before the debugger existed reads as one without records.
+    with duckdb.connect(str(project.path / STATE)) as state:
+        state.execute("DROP TABLE sent_messages; DROP TABLE stage_timings; DROP TABLE send_rates")
+    assert read(project, "show", second, "--messages") == []
+    assert read(project, "messages", "--key", "1") == []
+
 
 @pytest.mark.parametrize("project", ["postgres+warehouse"], indirect=True)
 def test_log_kept_with_the_state_in_postgres(project: Project, kafka: Kafka) -> None:
