@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -145,6 +146,7 @@ def main() -> None:
                 print(f"{label:22}: {seconds:6.2f}s for {args.rows:,} messages  load {load:.1f}")
     finally:
         broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
