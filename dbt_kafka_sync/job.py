@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync import faults
@@ -308,7 +309,7 @@ class SyncJob:
         started = time.monotonic()
         with self._messages(prepared) as batches:
             progress = Progress(f"{name} -> {destination}", to_publish)
-            deliveries = publisher.publish(self._recording(batches), routing, progress)
+            deliveries = publisher.publish(self._recording(prepared, batches), routing, progress)
         clock = deliveries.clock
         self._stage("render+send", clock.sent - started)
         self._stage("flush", clock.flushed - clock.sent)
@@ -323,14 +324,19 @@ class SyncJob:
         self._keep_log(deliveries)
         return deliveries
 
-    def _recording(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        """The batches, recorded on their way to the producer when the debugger is on."""
+    def _recording(
+        self, prepared: PreparedSync, batches: Iterator[pa.RecordBatch]
+    ) -> Iterator[pa.RecordBatch]:
+        """The batches to send; rendered ones are recorded on the way when the debugger is on."""
         debugger = self.context.debugger
+        self._recorder = None
         if debugger is None or not debugger.enabled:
-            self._recorder = None
             return batches
         self._recorder = MessageRecorder(self.connection, debugger.record_values)
-        return self._recorder.record(batches)
+        if prepared.renderer is not None:
+            return self._recorder.record(batches)
+        self._recorder.rebuild(prepared.query, datetime.now(timezone.utc))
+        return batches
 
     def _stage(self, stage: str, seconds: float) -> None:
         self._timings.append(

@@ -19,7 +19,6 @@ KEY_HELP = (
     "The message key, or the primary key as text; a composite primary key as a JSON array"
     ' of its values as text, e.g. \'["7","2"]\'.'
 )
-MAX_VALUE_CHARS = 2_000  # a value longer than this is cut in the listing (it is kept whole)
 
 
 def message_filters(command: F) -> F:
@@ -114,7 +113,6 @@ def _print_message(message: SentMessage, indent: str) -> None:
         f" {message.size} bytes"
     )
     if message.value is not None:
-        value = message.value
-        if len(value) > MAX_VALUE_CHARS:
-            value = value[:MAX_VALUE_CHARS] + f"... ({len(message.value)} characters)"
-        click.echo(f"{indent}  value: {value}")
+        # A multi-line value (a Liquid template's) keeps its lines, aligned under the first.
+        label = f"{indent}  value: "
+        click.echo(label + message.value.replace("\n", "\n" + " " * len(label)))

@@ -1,9 +1,11 @@
-"""The debugger's record of a sync's messages, taken as the batches go to the producer.
+"""The debugger's record of a sync's messages, for its commit to copy into the state.
 
-Each batch is copied in bulk into a table of the run's session (through a cursor of its
-own: the session is busy streaming the batches), so memory stays flat and DuckDB spills
-a large log as it spills a large diff. Once the sync is flushed, the outcome of each
-message is joined on, and the state copies the result in its commit's transaction.
+Messages DuckDB builds (every mode but a template Liquid renders) cost the send nothing:
+the same query builds them again when the commit copies the log. Rendered values exist
+only on the way to the producer, so each of those batches is copied in bulk into a table
+of the run's session (through a cursor of its own: the session is busy streaming the
+batches); memory stays flat and DuckDB spills a large log as it spills a large diff. Once
+the sync is flushed, the outcome of each message is joined on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-LOG = "dks_sent_log"  # the messages as sent, a table of the session's own database
+LOG = "dks_sent_log"  # rendered messages as sent, a table of the session's own database
 OUTCOMES = "dks_sent_outcomes"  # seq -> outcome and reason, for the messages not delivered
 SENT = "dks_sent"  # the log with outcomes, in state.debugger.LOG_COLUMNS order
 _BATCH = "dks_sent_batch"
@@ -30,15 +32,27 @@ _LOG_COLUMNS = """seq BIGINT, event VARCHAR, message_key VARCHAR, row_key VARCHA
 
 
 class MessageRecorder:
-    """Copies the messages of one sync's batches into the session, as they pass."""
+    """Where the messages of one sync are, as sent: rebuilt by their query, or copied."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, record_values: bool) -> None:
         self.connection = connection
         self.record_values = record_values
-        self.recorded = 0
+        self.source = ""  # a relation of the session with the columns of _LOG_COLUMNS
+
+    def rebuild(self, query: str, sent_at: datetime) -> None:
+        """The messages of a query (message_batch columns) DuckDB builds the same way again."""
+        value = message_batch.VALUE if self.record_values else "NULL::VARCHAR"
+        self.source = (
+            f"(SELECT {message_batch.SEQ} AS seq, {message_batch.EVENT} AS event,"
+            f" {message_batch.KEY} AS message_key, {message_batch.ROW_KEY} AS row_key,"
+            f" {message_batch.TOPIC} AS topic, {message_batch.PARTITION} AS message_partition,"
+            f" coalesce(strlen({message_batch.VALUE}), 0) AS size, {value} AS message_value,"
+            f" {quote_literal(sent_at.isoformat())}::TIMESTAMPTZ AS sent_at FROM ({query}))"
+        )
 
     def record(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        """Yield the batches unchanged, each recorded before it is sent."""
+        """Yield the batches unchanged, each copied into the session before it is sent."""
+        self.source = LOG
         with self.connection.cursor() as cursor:
             cursor.execute(f"CREATE OR REPLACE TABLE {LOG} ({_LOG_COLUMNS})")
             for batch in batches:
@@ -60,7 +74,6 @@ class MessageRecorder:
             )
         finally:
             cursor.unregister(_BATCH)
-        self.recorded += batch.num_rows
 
     def finish(
         self, failed: dict[int, str], refused: Collection[int], unconfirmed: str | None
@@ -100,6 +113,6 @@ class MessageRecorder:
                    NULL::BIGINT AS message_offset, l.size,
                    coalesce(o.outcome, {otherwise}) AS outcome,
                    coalesce(o.reason, {reason}) AS reason, l.message_value, l.sent_at
-            FROM {LOG} l LEFT JOIN {OUTCOMES} o ON o.seq = l.seq"""
+            FROM {self.source} l LEFT JOIN {OUTCOMES} o ON o.seq = l.seq"""
         )
         return SENT

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from dbt_kafka_sync.changes.diff import CHANGES, EVENT, compute_changes
 from dbt_kafka_sync.changes.hashing import PENDING, ROW_HASH
 from dbt_kafka_sync.changes.keys import null_key_rows
+from dbt_kafka_sync.session import STATE_DATABASE
 from dbt_kafka_sync.sql import quote_identifier
 from dbt_kafka_sync.state import snapshot
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
@@ -57,6 +58,14 @@ class LocalStore(BookkeepingStore):
     def initialised(self) -> bool:
         """Tell whether a state file is attached and initialised."""
         return self.attached and has_state(self.session)
+
+    def has_table(self, name: str) -> bool:
+        """Tell whether the attached state file has this bookkeeping table."""
+        [(count,)] = self.session.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+            [STATE_DATABASE, name],
+        ).fetchall()
+        return bool(count)
 
     def find_changes(self, request: ChangeRequest) -> FoundChanges:
         """Read the model into the session and diff it there against the snapshot."""

@@ -6,7 +6,7 @@ from dbt_kafka_sync.state import debugger, history
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
 from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
 from dbt_kafka_sync.state.store import StoredSync, find_syncs, forget_syncs, load_sync
-from dbt_kafka_sync.state.tables import Bookkeeping
+from dbt_kafka_sync.state.tables import MESSAGES, RATES, TIMINGS, Bookkeeping
 
 
 class BookkeepingStore:
@@ -21,6 +21,14 @@ class BookkeepingStore:
     def initialised(self) -> bool:
         """Tell whether the bookkeeping tables exist."""
         raise NotImplementedError
+
+    def has_table(self, name: str) -> bool:
+        """Tell whether a bookkeeping table exists (an older state may lack the newer ones)."""
+        raise NotImplementedError
+
+    def _has_log(self, table: str = MESSAGES) -> bool:
+        # Opened read-only, a state written by an older version has no debugger tables yet.
+        return self.initialised() and self.has_table(table)
 
     def check_lock(self) -> None:
         """Before publishing a sync: this run still holds the state's lock.
@@ -99,7 +107,7 @@ class BookkeepingStore:
         limit: int = 100,
     ) -> list[SentMessage]:
         """The debugger's record of a run's messages (see StateStore.sent_messages)."""
-        if not self.initialised():
+        if not self._has_log():
             return []
         return debugger.sent_messages(
             self.book,
@@ -115,14 +123,14 @@ class BookkeepingStore:
         self, key: str, *, model: str | None = None, limit: int = 100
     ) -> list[SentMessage]:
         """Every recorded message of one key, across runs, newest first."""
-        if not self.initialised():
+        if not self._has_log():
             return []
         return debugger.messages_for_key(self.book, key, model=model, limit=limit)
 
     def stage_timings(self, run_id: str) -> list[StageTiming]:
         """How long each stage of each sync of a run took."""
-        return debugger.stage_timings(self.book, run_id) if self.initialised() else []
+        return debugger.stage_timings(self.book, run_id) if self._has_log(TIMINGS) else []
 
     def throughput(self, run_id: str) -> list[Throughput]:
         """Messages each sync of a run handed to the producer, second by second."""
-        return debugger.throughput(self.book, run_id) if self.initialised() else []
+        return debugger.throughput(self.book, run_id) if self._has_log(RATES) else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import local_servers.kafka as local_kafka
@@ -14,7 +14,7 @@ from harness import Kafka, Project
 
 from dbt_kafka_sync.cli import main
 
-MODELS = ("customers", "customer_profiles", "orders")
+MODELS = ("customers", "customer_profiles", "orders", "customer_events")
 STATE = ".dbt_kafka_sync/state.duckdb"
 LINE = re.compile(
     r"^\s+(?P<model>\S+) \[\S+\] #\d+ (?P<event>\w+) row (?P<row>.+?) key (?P<key>null|\".*?\")"
@@ -39,6 +39,7 @@ class Listed:
 def listed(stdout: str) -> list[Listed]:
     """Parse the messages of `show --messages` or `messages --key`."""
     found: list[Listed] = []
+    label = 0
     for line in stdout.splitlines():
         if (match := LINE.match(line)) is not None:
             key = None if match["key"] == "null" else match["key"][1:-1]
@@ -56,8 +57,10 @@ def listed(stdout: str) -> list[Listed]:
                 )
             )
         elif line.strip().startswith("value: ") and found:
-            last = found.pop()
-            found.append(Listed(**{**last.__dict__, "value": line.split("value: ", 1)[1]}))
+            label = line.index("value: ") + len("value: ")
+            found[-1] = replace(found[-1], value=line[label:])
+        elif label and line.startswith(" " * label) and found:  # the value's next line
+            found[-1] = replace(found[-1], value=f"{found[-1].value}\n{line[label:]}")
     return found
 
 
@@ -81,6 +84,15 @@ def consumed(kafka: Kafka, prefix: str) -> set[tuple[str, str | None, str | None
     }
 
 
+def write_broken_profiles(project: Project) -> None:
+    """Profile 3's payload is not JSON: its message is refused, never sent."""
+    (project.path / "models" / "customer_profiles.sql").write_text(
+        "select id, case when id = 3 then '{broken' else"
+        " {{ dbt_kafka_sync.json_payload(['id', 'full_name']) }} end as payload"
+        " from {{ ref('customers') }}"
+    )
+
+
 @pytest.fixture
 def failing_project(project: Project, kafka: Kafka) -> Project:
     """Customer 3 too large for its topic (the broker refuses it: failed) and an invalid
@@ -88,12 +100,8 @@ def failing_project(project: Project, kafka: Kafka) -> Project:
     rows = project.read_seed("raw_customers")
     rows[2]["full_name"] = "x" * 3000
     project.write_seed("raw_customers", rows)
-    (project.path / "models" / "customer_profiles.sql").write_text(
-        "select id, case when id = 3 then '{broken' else"
-        " {{ dbt_kafka_sync.json_payload(['id', 'full_name']) }} end as payload"
-        " from {{ ref('customers') }}"
-    )
-    prefix = project.build(kafka, ("customer_profiles", "orders"))
+    write_broken_profiles(project)
+    prefix = project.build(kafka, ("customer_profiles", "orders", "customer_events"))
     local_kafka.create_topic(
         kafka.bootstrap_servers, prefix + "customers", 1, config={"max.message.bytes": "2000"}
     )
@@ -176,3 +184,24 @@ def test_messages_listed_as_kafka_holds_them_and_a_key_followed(
     assert project.sync("--target", "novalues", "--select", "orders").returncode == 0
     assert read(project, "show", first, "--messages") == []
     assert read(project, "show", second, "--messages") != []
+
+    # A state written before the debugger existed reads as one without records.
+    with duckdb.connect(str(project.path / STATE)) as state:
+        state.execute("DROP TABLE sent_messages; DROP TABLE stage_timings; DROP TABLE send_rates")
+    assert read(project, "show", second, "--messages") == []
+    assert read(project, "messages", "--key", "1") == []
+
+
+@pytest.mark.parametrize("project", ["postgres+warehouse"], indirect=True)
+def test_log_kept_with_the_state_in_postgres(project: Project, kafka: Kafka) -> None:
+    write_broken_profiles(project)
+    prefix = project.build(kafka, ("customer_profiles",))
+    run = run_id(project.sync("--select", "customer_profiles"))
+
+    shown = read(project, "show", run, "--messages")
+
+    topic = prefix + "customer_profiles"
+    delivered = {(m.topic, m.key, m.value) for m in shown if m.outcome == "delivered"}
+    assert delivered == {(topic, r.key, r.value) for r in kafka.consume_all(topic)}
+    assert [(m.row_key, m.outcome) for m in shown if m.outcome != "delivered"] == [("3", "refused")]
+    assert [m.event for m in read(project, "messages", "--key", "2")] == ["added"]

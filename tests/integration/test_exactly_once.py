@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import local_servers.kafka as local_kafka
 import pytest
 from confluent_kafka import Producer
@@ -97,6 +98,9 @@ def test_a_message_the_broker_refuses_aborts_the_transaction(
     assert "the sync's transaction was aborted" in first.stdout, first.stdout
     assert kafka.consume_committed(topic) == []  # nothing of the aborted transaction
     assert local_kafka.message_count(kafka.bootstrap_servers, topic) > 0  # it was sent, aborted
+    with duckdb.connect(str(project.path / ".dbt_kafka_sync/state.duckdb"), read_only=True) as db:
+        outcomes = db.execute("SELECT outcome, count(*) FROM sent_messages GROUP BY 1").fetchall()
+    assert outcomes == [("failed", SMALL_REFUSED_ROWS)]  # the debugger: none of it delivered
     project.write_model("refused", small_refused_model(10))
     project.rebuild()
     second = project.sync("--select", "refused")

@@ -94,6 +94,15 @@ class WarehouseStore(BookkeepingStore):
         """Tell whether the schema holds a state (a read-only store creates none)."""
         return self._ready
 
+    def has_table(self, name: str) -> bool:
+        """Tell whether the state's schema has this bookkeeping table."""
+        [row] = self.book.records(
+            "SELECT count(*) AS n FROM information_schema.tables"
+            " WHERE table_schema = $1 AND table_name = $2",
+            [self.schema, name],
+        )
+        return bool(row["n"])
+
     def lock(self, owner: str, lease_seconds: int) -> None:
         """Take the state's lease for this run (see lease.Lease)."""
         self.lease = lease.Lease(
