@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dbt_kafka_sync.config.kafka import KafkaTarget
-from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, select_models, synced_models
+from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, synced_models
 from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
 from dbt_kafka_sync.dbt.project import load_dbt_project
+from dbt_kafka_sync.dbt.selection import Selection, select_models
 from dbt_kafka_sync.errors import DamagedStateError, StateError, SyncError, WarehouseError
 from dbt_kafka_sync.job import JobContext, SyncJob
 from dbt_kafka_sync.kafka.transactions import SyncTransaction
@@ -43,8 +44,9 @@ class RunOptions:
     profiles_dir: Path | None = None
     target: str | None = None
     dbt_target: str | None = None
-    select: tuple[str, ...] = ()
+    selection: Selection = field(default_factory=Selection)
     state_path: Path | None = None
+    ignore_run_results: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def load_context(options: RunOptions) -> RunContext:
     """Read dbt_project.yml, profiles.yml and the manifest; validate every sync config."""
     project_dir = options.project_dir.resolve()
     project = load_dbt_project(project_dir)
-    models = select_models(synced_models(load_manifest(project.manifest_path)), options.select)
+    manifest = load_manifest(project.manifest_path)
+    models = select_models(synced_models(manifest), options.selection, project)
     profiles_path = find_profiles_file(options.profiles_dir, project_dir)
     profiles = load_profiles(profiles_path)
     target_name, kafka = kafka_target(profiles, options.target, profiles_path)
