@@ -227,15 +227,24 @@ class SyncJob:
         """
         self.outcome = SyncOutcome(self.model.name, self.sync.name, self.sync.destination)
         self.outcome.error = error
-        if self.context.publisher is not None and not self._recorded:  # `plan` writes nothing
-            try:
-                with _writing_state():
-                    self.context.store.record_outcome(
-                        self.context.run_id, self.sync_id, self.outcome
-                    )
-            except StateError as exc:  # e.g. the disk is full: the sync's error says more
-                log.warning("%s: the run history misses this sync: %s", self.model.name, exc)
+        self._record_unsynced()
         return self.outcome
+
+    def skipped(self, reason: str) -> SyncOutcome:
+        """The outcome of a sync left out on purpose: its state stays as it was."""
+        self.outcome = SyncOutcome(self.model.name, self.sync.name, self.sync.destination)
+        self.outcome.skipped = reason
+        self._record_unsynced()
+        return self.outcome
+
+    def _record_unsynced(self) -> None:
+        if self.context.publisher is None or self._recorded:  # `plan` writes nothing
+            return
+        try:
+            with _writing_state():
+                self.context.store.record_outcome(self.context.run_id, self.sync_id, self.outcome)
+        except StateError as exc:  # e.g. the disk is full: the sync's outcome says more
+            log.warning("%s: the run history misses this sync: %s", self.model.name, exc)
 
     def change_request(self) -> ChangeRequest:
         """What the store is asked to compare (the model's columns read, no row)."""

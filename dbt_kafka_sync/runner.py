@@ -16,6 +16,7 @@ from dbt_kafka_sync.config.kafka import KafkaTarget
 from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, synced_models
 from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
 from dbt_kafka_sync.dbt.project import load_dbt_project
+from dbt_kafka_sync.dbt.run_results import NotBuilt, models_not_built
 from dbt_kafka_sync.dbt.selection import Selection, select_models
 from dbt_kafka_sync.errors import DamagedStateError, StateError, SyncError, WarehouseError
 from dbt_kafka_sync.job import JobContext, SyncJob
@@ -54,6 +55,7 @@ class RunContext:
     """Everything a run needs, loaded and validated before anything is published."""
 
     models: list[SyncedModel]
+    not_built: dict[str, NotBuilt]  # by unique_id: left out, dbt did not build them
     target_name: str
     kafka: KafkaTarget
     source: Source
@@ -110,8 +112,10 @@ def load_context(options: RunOptions) -> RunContext:
     profiles = load_profiles(profiles_path)
     target_name, kafka = kafka_target(profiles, options.target, profiles_path)
     output = dbt_output(profiles, project.profile, options.dbt_target, profiles_path)
+    not_built = {} if options.ignore_run_results else models_not_built(project.manifest_path)
     return RunContext(
         models=models,
+        not_built=not_built,
         target_name=target_name,
         kafka=kafka,
         source=open_source(output, project_dir),
@@ -155,7 +159,7 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
         store.begin_run(report.run_id, "run", context.target_name)
         try:
             jobs = context.job_context(store, publisher, report.run_id, full_refresh)
-            _sync_all(jobs, context.models, report)
+            _sync_all(jobs, context, report)
         except DamagedStateError:
             raise  # nothing more is written to a damaged file
         except BaseException as exc:
@@ -182,16 +186,20 @@ def plan(context: RunContext, full_refresh: bool = False) -> RunReport:
     ):
         context.source.open()
         jobs = context.job_context(store, None, "plan", full_refresh)
-        _sync_all(jobs, context.models, report)
+        _sync_all(jobs, context, report)
     return report
 
 
-def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport) -> None:
+def _sync_all(context: JobContext, run: RunContext, report: RunReport) -> None:
     import duckdb
 
-    for model in models:
+    for model in run.models:
+        not_built = run.not_built.get(model.unique_id)
         for sync in model.syncs:
             job = SyncJob(context, model, sync)
+            if not_built is not None:
+                report.results.append(job.skipped(not_built.reason()))
+                continue
             try:
                 outcome = job.plan() if context.publisher is None else job.run()
             except DamagedStateError:

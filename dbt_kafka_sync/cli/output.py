@@ -33,6 +33,8 @@ def print_run(report: RunReport) -> None:
         if result.error:
             click.secho(f"FAIL {_name(result)}: {result.error}", fg="red")
             continue
+        if _print_skipped(result):
+            continue
         status, colour = ("OK  ", "green") if result.ok else ("FAIL", "red")
         line = (
             f"{status} {_name(result)} -> {result.topic}: {_counts(result)};"
@@ -44,6 +46,13 @@ def print_run(report: RunReport) -> None:
         _print_failures(result)
     if report.results:
         click.echo(f"run {report.run_id} (details: dbt-kafka-sync show {report.run_id})")
+
+
+def _print_skipped(result: SyncOutcome) -> bool:
+    if result.skipped is None:
+        return False
+    click.secho(f"SKIP {_name(result)}: {result.skipped}", fg="yellow")
+    return True
 
 
 def _print_failures(result: SyncOutcome) -> None:
@@ -60,6 +69,8 @@ def print_plan(report: RunReport) -> None:
     for result in report.results:
         if result.error:
             click.secho(f"FAIL {_name(result)}: {result.error}", fg="red")
+            continue
+        if _print_skipped(result):
             continue
         click.echo(
             f"{_name(result)} -> {result.topic}: {_counts(result)};"
@@ -107,6 +118,8 @@ def print_run_details(details: RunDetails) -> None:
         )
         if sync.error:
             click.echo(f"    error: {sync.error}")
+        if sync.skipped:
+            click.echo(f"    skipped: {sync.skipped}")
     if any(sync.failures for sync in details.syncs):
         click.echo("  failed rows:")
     for sync in details.syncs:

@@ -47,6 +47,7 @@ class SyncOutcome:
     samples: list[Sample] = field(default_factory=list)  # `plan` only
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None  # why it was left out (its state kept as it was)
 
     @property
     def ok(self) -> bool:
@@ -55,9 +56,11 @@ class SyncOutcome:
 
     @property
     def status(self) -> str:
-        """`success`, `partial` (some rows failed or were rejected) or `error`."""
+        """`success`, `partial` (some rows failed or were rejected), `error` or `skipped`."""
         if self.error is not None:
             return "error"
+        if self.skipped is not None:
+            return "skipped"
         return "success" if self.ok else "partial"
 
     def recorded_failures(self) -> list[FailedRow]:
@@ -136,7 +139,7 @@ def record_outcome(book: Bookkeeping, run_id: str, sync_id: str, outcome: SyncOu
             outcome.failed,
             outcome.rejected,
             outcome.status,
-            outcome.error,
+            outcome.error if outcome.skipped is None else outcome.skipped,  # the why, either way
         ],
     )
     failures = outcome.recorded_failures()  # at most MAX_RECORDED_ROWS
@@ -207,5 +210,6 @@ def _outcome(row: dict[str, Any]) -> SyncOutcome:
         delivered=row["delivered"],
         failed=row["failed"],
         rejected=row["rejected"],
-        error=row["error"],
+        error=None if row["status"] == "skipped" else row["error"],
+        skipped=row["error"] if row["status"] == "skipped" else None,
     )
