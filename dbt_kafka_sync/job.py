@@ -299,8 +299,10 @@ class SyncJob:
             partitions = publisher.partition_counts(self._topics(prepared))
             log.info("%s: publishing %d messages to %s", name, to_publish, destination)
         routing = Routing(partitions, list(self.sync.headers), self.sync.event_header)
-        with self._messages(prepared) as batches:
-            progress = Progress(f"{name} -> {destination}", to_publish)
+        with (
+            self._messages(prepared) as batches,
+            Progress(f"{name} -> {destination}", to_publish) as progress,
+        ):
             deliveries = publisher.publish(batches, routing, progress)
         self._trace_failures(prepared, deliveries)
         self.outcome.published = deliveries.produced

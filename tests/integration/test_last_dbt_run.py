@@ -1,13 +1,19 @@
-"""A model whose last `dbt run` failed is not synced; the next run that builds it catches up."""
+"""After `dbt run`: a model dbt failed to build is not synced; a sync on a terminal shows a bar.
+
+Both share one build of the example project (three models), to keep the suite short.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from harness import RUN_ID, Kafka, Project
+import pytest
+from harness import RUN_ID, Kafka, Project, copy_example
+from terminal import open_terminal, read_pending, screen
 from test_changes import TopicReader, summary_line
 
 MODELS = ("customers", "orders", "customer_profiles")
@@ -28,11 +34,56 @@ def dbt_build(project: Project) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_model_dbt_failed_keeps_its_state_until_dbt_builds_it(
-    project: Project, kafka: Kafka
-) -> None:
-    prefix = project.create_topics(kafka, MODELS)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, kafka: Kafka) -> Project:
+    project = copy_example(tmp_path_factory.mktemp("last_dbt_run") / "project", kafka)
+    project.create_topics(kafka, MODELS)
     assert dbt_build(project).returncode == 0
+    return project
+
+
+def sync_on_terminal(project: Project, *args: str) -> tuple[int, str, str]:
+    """dbt-kafka-sync with stderr on a pseudo-terminal: exit code, what it shows, stdout."""
+    reader, writer = open_terminal()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dbt_kafka_sync", *args, "--project-dir", str(project.path)],
+            cwd=project.path,
+            env=project.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=writer,
+            text=True,
+        )
+        os.close(writer)
+        stdout, _ = process.communicate(timeout=300)
+        return process.returncode, read_pending(reader), stdout
+    finally:
+        os.close(reader)
+
+
+def test_a_sync_on_a_terminal_shows_a_bar_per_sync_beside_the_log(built: Project) -> None:
+    built.add_kafka_output("terminal", {"bootstrap_servers": built.env["KAFKA_BOOTSTRAP_SERVERS"]})
+
+    code, shown, stdout = sync_on_terminal(built, "--target", "terminal", *SELECTED)
+
+    assert code == 0, shown + stdout
+    assert "\r\x1b[K" in shown  # drawn in place
+    lines = screen(shown)
+    bars = [line for line in lines if " msg/s, ETA " in line]
+    logs = [line for line in lines if line.startswith(("INFO ", "WARNING "))]
+    assert sorted(lines) == sorted(bars + logs)  # no line holds a bit of both
+    assert [bar.split(" [", 1)[0] for bar in bars] == [
+        f"{name} -> {built.prefix}{name}" for name in sorted(MODELS)
+    ]
+    assert all("] 100% " in bar for bar in bars)
+    assert any("publishing 5 messages" in line for line in logs)
+
+
+def test_a_model_dbt_failed_keeps_its_state_until_dbt_builds_it(
+    built: Project, kafka: Kafka
+) -> None:
+    project, prefix = built, built.prefix
     customers = TopicReader(kafka, prefix + "customers")
     orders = TopicReader(kafka, prefix + "orders")
     assert project.sync(*SELECTED).returncode == 0
@@ -46,13 +97,16 @@ def test_a_model_dbt_failed_keeps_its_state_until_dbt_builds_it(
     order_rows = project.read_seed("raw_orders")
     order_rows[0]["status"] = "returned"
     project.write_seed("raw_orders", order_rows)
+    # The table is rebuilt with the change, then a post-hook fails: dbt reports an error.
     model_sql = (project.path / "models" / "customers.sql").read_text()
-    project.write_model("customers", "select * from {{ ref('raw_customers') }} where nonsense")
+    failing_hook = "{{ config(post_hook='select * from no_such_table') }}\n"
+    project.write_model("customers", failing_hook + model_sql)
     assert dbt_build(project).returncode == 1
 
     result = project.sync(*SELECTED)
 
     assert result.returncode == 0, result.stdout + result.stderr  # dbt already failed the pipeline
+    assert "\r" not in result.stderr  # no terminal: progress is logged, never drawn
     assert summary_line(result, "customers").startswith(
         "SKIP customers: its last dbt run ended in error: Runtime Error in model customers"
     )
@@ -68,13 +122,14 @@ def test_a_model_dbt_failed_keeps_its_state_until_dbt_builds_it(
     assert "skipped; 0 added, 0 changed, 0 removed" in shown
     assert "skipped: its last dbt run ended in error: Runtime Error in model customers" in shown
 
-    # --ignore-run-results syncs it anyway: its table still holds the rows of the last build.
-    ignored = project.sync(*SELECTED, "--ignore-run-results")
+    # --ignore-run-results syncs it anyway (on another target: its first run sends every row).
+    project.add_kafka_output("ignoring", {"bootstrap_servers": kafka.bootstrap_servers})
+    ignored = project.sync(*SELECTED, "--target", "ignoring", "--ignore-run-results")
     assert ignored.returncode == 0
     assert summary_line(ignored, "customers").startswith("OK   customers")
-    assert customers.new_messages() == []
+    assert len(customers.new_messages()) == 5
 
-    # Fixed: the next dbt run builds it, and the skipped change is the one sent.
+    # Fixed: the next dbt run builds it, and the change held back is sent.
     project.write_model("customers", model_sql)
     assert dbt_build(project).returncode == 0
     fixed = project.sync(*SELECTED)
