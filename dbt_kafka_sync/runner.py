@@ -146,7 +146,7 @@ def run(context: RunContext, full_refresh: bool = False) -> RunReport:
 
     report = RunReport(new_run_id())
     if not context.models:
-        log.warning("no model has a kafka_sync block in its meta; nothing to do")
+        log.warning("no model with a kafka_sync block to sync; nothing to do")
         return report
     # Connect and authenticate first: a broker that cannot be reached changes nothing.
     publisher = Publisher(context.kafka, context.project_dir)
