@@ -10,9 +10,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from dbt_kafka_sync.config.kafka import KafkaTarget
-from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, select_models, synced_models
+from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, synced_models
 from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
 from dbt_kafka_sync.dbt.project import load_dbt_project
+from dbt_kafka_sync.dbt.selection import Selection, select_models
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.kafka.security import describe, security_settings
 from dbt_kafka_sync.sources import open_source
@@ -49,7 +50,7 @@ def run_checks(
     project_dir: Path,
     profiles_dir: Path | None,
     target: str | None,
-    select: tuple[str, ...],
+    selection: Selection,
     dbt_target: str | None = None,
 ) -> Iterator[Check | dict[str, Any]]:
     """Yield the masked profile, then each check in order; stop where later ones cannot run."""
@@ -62,7 +63,7 @@ def run_checks(
         return
     yield Check("kafka_sync profile", True, f"output '{name}' of {profiles_path}")
     yield masked_profile(kafka)
-    models = _models(project_dir, select)
+    models = _models(project_dir, selection)
     if isinstance(models, Check):
         yield models
         models = []
@@ -74,10 +75,11 @@ def run_checks(
         yield from _topic_checks(kafka, project_dir, models)
 
 
-def _models(project_dir: Path, select: tuple[str, ...]) -> list[SyncedModel] | Check:
+def _models(project_dir: Path, selection: Selection) -> list[SyncedModel] | Check:
     try:
         project = load_dbt_project(project_dir)
-        return select_models(synced_models(load_manifest(project.manifest_path)), select)
+        manifest = load_manifest(project.manifest_path)
+        return select_models(synced_models(manifest), selection, project)
     except SyncError as exc:
         return Check("dbt manifest", False, exc.render())
 

@@ -240,15 +240,26 @@ class SyncJob:
             self.model.name, self.sync.name, self.sync.destination, unique_id=self.model.unique_id
         )
         self.outcome.error = error
-        if self.context.publisher is not None and not self._recorded:  # `plan` writes nothing
-            try:
-                with _writing_state():
-                    self.context.store.record_outcome(
-                        self.context.run_id, self.sync_id, self.outcome
-                    )
-            except StateError as exc:  # e.g. the disk is full: the sync's error says more
-                log.warning("%s: the run history misses this sync: %s", self.model.name, exc)
+        self._record_unsynced()
         return self.outcome
+
+    def skipped(self, reason: str) -> SyncOutcome:
+        """The outcome of a sync left out on purpose: its state stays as it was."""
+        self.outcome = SyncOutcome(
+            self.model.name, self.sync.name, self.sync.destination, unique_id=self.model.unique_id
+        )
+        self.outcome.skipped = reason
+        self._record_unsynced()
+        return self.outcome
+
+    def _record_unsynced(self) -> None:
+        if self.context.publisher is None or self._recorded:  # `plan` writes nothing
+            return
+        try:
+            with _writing_state():
+                self.context.store.record_outcome(self.context.run_id, self.sync_id, self.outcome)
+        except StateError as exc:  # e.g. the disk is full: the sync's outcome says more
+            log.warning("%s: the run history misses this sync: %s", self.model.name, exc)
 
     def change_request(self) -> ChangeRequest:
         """What the store is asked to compare (the model's columns read, no row)."""
@@ -289,8 +300,10 @@ class SyncJob:
         record = found.record
         skip_initial = record is None and request.skip_initial
         if skip_initial:
-            outcome.skipped = "initial_sync: skip - the current rows are recorded, none is sent"
-            outcome.notes.append(outcome.skipped)
+            outcome.nothing_sent = (
+                "initial_sync: skip - the current rows are recorded, none is sent"
+            )
+            outcome.notes.append(outcome.nothing_sent)
         events: list[str] = [] if skip_initial else list(sync.events)
         changes = ChangeTable(CHANGES, found.diff.seq, EVENT, PREVIOUS if with_previous else None)
         query = select_messages(messages, sync, events, list(diff.columns), changes)
@@ -307,8 +320,10 @@ class SyncJob:
             log.info("%s: publishing %d messages to %s", name, to_publish, destination)
         routing = Routing(partitions, list(self.sync.headers), self.sync.event_header)
         started = time.monotonic()
-        with self._messages(prepared) as batches:
-            progress = Progress(f"{name} -> {destination}", to_publish)
+        with (
+            self._messages(prepared) as batches,
+            Progress(f"{name} -> {destination}", to_publish) as progress,
+        ):
             deliveries = publisher.publish(self._recording(prepared, batches), routing, progress)
         clock = deliveries.clock
         self._stage("render+send", clock.sent - started)

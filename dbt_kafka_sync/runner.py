@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 from dbt_kafka_sync.alerts.decide import RunFacts
 from dbt_kafka_sync.config.alerts import AlertsConfig
 from dbt_kafka_sync.config.kafka import KafkaTarget
-from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, select_models, synced_models
+from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, synced_models
 from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
 from dbt_kafka_sync.dbt.project import load_dbt_project
+from dbt_kafka_sync.dbt.run_results import NotBuilt, models_not_built
+from dbt_kafka_sync.dbt.selection import Selection, select_models
 from dbt_kafka_sync.errors import DamagedStateError, StateError, SyncError, WarehouseError
 from dbt_kafka_sync.job import JobContext, SyncJob
 from dbt_kafka_sync.kafka.transactions import SyncTransaction
@@ -52,8 +54,9 @@ class RunOptions:
     profiles_dir: Path | None = None
     target: str | None = None
     dbt_target: str | None = None
-    select: tuple[str, ...] = ()
+    selection: Selection = field(default_factory=Selection)
     state_path: Path | None = None
+    ignore_run_results: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class RunContext:
     """Everything a run needs, loaded and validated before anything is published."""
 
     models: list[SyncedModel]
+    not_built: dict[str, NotBuilt]  # by unique_id: left out, dbt did not build them
     target_name: str
     kafka: KafkaTarget
     source: Source
@@ -119,13 +123,16 @@ def load_context(options: RunOptions) -> RunContext:
     """Read dbt_project.yml, profiles.yml and the manifest; validate every sync config."""
     project_dir = options.project_dir.resolve()
     project = load_dbt_project(project_dir)
-    models = select_models(synced_models(load_manifest(project.manifest_path)), options.select)
+    manifest = load_manifest(project.manifest_path)
+    models = select_models(synced_models(manifest), options.selection, project)
     profiles_path = find_profiles_file(options.profiles_dir, project_dir)
     profiles = load_profiles(profiles_path)
     target_name, kafka = kafka_target(profiles, options.target, profiles_path)
     output = dbt_output(profiles, project.profile, options.dbt_target, profiles_path)
+    not_built = {} if options.ignore_run_results else models_not_built(project.manifest_path)
     return RunContext(
         models=models,
+        not_built=not_built,
         target_name=target_name,
         kafka=kafka,
         source=open_source(output, project_dir),
@@ -163,7 +170,7 @@ def run(
     report = report or RunReport(new_run_id())
     report.target = context.target_name
     if not context.models:
-        log.warning("no model has a kafka_sync block in its meta; nothing to do")
+        log.warning("no model with a kafka_sync block to sync; nothing to do")
         return report
     # Connect and authenticate first: a broker that cannot be reached changes nothing.
     publisher = Publisher(context.kafka, context.project_dir)
@@ -178,7 +185,7 @@ def run(
         try:
             report.previous = store.previous_statuses(context.target_name, report.run_id)
             jobs = context.job_context(store, publisher, report.run_id, full_refresh)
-            _sync_all(jobs, context.models, report)
+            _sync_all(jobs, context, report)
         except DamagedStateError:
             raise  # nothing more is written to a damaged file
         except BaseException as exc:
@@ -245,16 +252,20 @@ def plan(
     ):
         context.source.open()
         jobs = context.job_context(store, None, "plan", full_refresh)
-        _sync_all(jobs, context.models, report)
+        _sync_all(jobs, context, report)
     return report
 
 
-def _sync_all(context: JobContext, models: list[SyncedModel], report: RunReport) -> None:
+def _sync_all(context: JobContext, run: RunContext, report: RunReport) -> None:
     import duckdb
 
-    for model in models:
+    for model in run.models:
+        not_built = run.not_built.get(model.unique_id)
         for sync in model.syncs:
             job = SyncJob(context, model, sync)
+            if not_built is not None:
+                report.results.append(job.skipped(not_built.reason()))
+                continue
             started_at, clock = datetime.now(timezone.utc), time.monotonic()
             try:
                 outcome = job.plan() if context.publisher is None else job.run()
@@ -372,7 +383,13 @@ def _write_results(
 ) -> None:
     from dbt_kafka_sync.report.results import Invocation, results_document, write_results
 
-    args = {name: _plain(value) for name, value in vars(options).items()}
+    args = {name: _plain(value) for name, value in vars(options).items() if name != "selection"}
+    selection = options.selection
+    args |= {
+        "select": list(selection.select),
+        "exclude": list(selection.exclude),
+        "state": _plain(selection.state_dir),
+    }
     invocation = Invocation(
         report.run_id,
         report.command,

@@ -36,14 +36,19 @@ def _project_options(command: F) -> F:
 
     @wraps(command)
     def wrapper(**kwargs: Any) -> Any:
+        from dbt_kafka_sync.dbt.selection import Selection
         from dbt_kafka_sync.runner import RunOptions
 
+        selection = Selection(
+            kwargs.pop("select", ()), kwargs.pop("exclude", ()), kwargs.pop("dbt_state", None)
+        )
         options = RunOptions(
             project_dir=kwargs.pop("project_dir"),
             profiles_dir=kwargs.pop("profiles_dir"),
             target=kwargs.pop("target"),
             dbt_target=kwargs.pop("dbt_target"),
-            select=kwargs.pop("select", ()),
+            selection=selection,
+            ignore_run_results=kwargs.pop("ignore_run_results", False),
             state_path=kwargs.pop("state_path"),
         )
         return command(options=options, **kwargs)
@@ -92,11 +97,38 @@ def _project_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-_select_option = click.option(
-    "--select",
-    "-s",
-    multiple=True,
-    help="Only these models (name or unique_id); repeat for several.",
+def _select_option(command: F) -> F:
+    """--select, --exclude and --state: dbt's node selection syntax."""
+    decorators = [
+        click.option(
+            "--select",
+            "-s",
+            multiple=True,
+            help="Only these models, in dbt's selection syntax (names, tag:, path:, config.,"
+            " +graph operators, state:modified); repeat or separate with spaces.",
+        ),
+        click.option(
+            "--exclude",
+            multiple=True,
+            help="Leave out these models (dbt's selection syntax, as --select).",
+        ),
+        click.option(
+            "--state",
+            "dbt_state",
+            type=click.Path(file_okay=False, path_type=Path, resolve_path=True),
+            default=None,
+            help="Folder of the manifest.json that state: selectors compare with.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+_run_results_option = click.option(
+    "--ignore-run-results",
+    is_flag=True,
+    help="Also sync models whose last dbt run (target/run_results.json) failed or skipped them.",
 )
 _full_refresh_option = click.option(
     "--full-refresh",
@@ -148,7 +180,8 @@ class _RunByDefault(click.Group):
 
 
 _GROUP_FLAGS = {"--help", "-h", "--version"}
-_FLAGS = {*_GROUP_FLAGS, "--full-refresh", "--yes", "-y", "--force"}  # options that take no value
+# options that take no value
+_FLAGS = {*_GROUP_FLAGS, "--full-refresh", "--yes", "-y", "--force", "--ignore-run-results"}
 
 
 def _command_position(args: list[str], commands: Mapping[str, object]) -> int | None:
@@ -179,6 +212,7 @@ def main() -> None:
 @_project_options
 @_select_option
 @_full_refresh_option
+@_run_results_option
 @_handle_errors
 def run_command(options: Any, full_refresh: bool) -> None:
     """Publish what changed in every configured model since the last run."""
@@ -211,6 +245,7 @@ def run_command(options: Any, full_refresh: bool) -> None:
 @_project_options
 @_select_option
 @_full_refresh_option
+@_run_results_option
 @_handle_errors
 def plan_command(options: Any, full_refresh: bool) -> None:
     """Show what `run` would publish (counts and sample messages); publish nothing."""
@@ -363,7 +398,7 @@ def debug_command(options: Any) -> None:
         options.project_dir,
         options.profiles_dir,
         options.target,
-        options.select,
+        options.selection,
         options.dbt_target,
     ):
         if isinstance(item, dict):

@@ -34,6 +34,8 @@ def print_run(report: RunReport) -> None:
         if result.error:
             click.secho(f"FAIL {_name(result)}: {result.error}", fg="red")
             continue
+        if _print_skipped(result):
+            continue
         status, colour = ("OK  ", "green") if result.ok else ("FAIL", "red")
         line = (
             f"{status} {_name(result)} -> {result.topic}: {_counts(result)};"
@@ -56,6 +58,13 @@ def print_alerts(deliveries: Sequence[Delivery]) -> None:
             click.secho(f"ALERT NOT SENT to {delivery.channel}: {delivery.detail}", fg="yellow")
 
 
+def _print_skipped(result: SyncOutcome) -> bool:
+    if result.skipped is None:
+        return False
+    click.secho(f"SKIP {_name(result)}: {result.skipped}", fg="yellow")
+    return True
+
+
 def _print_failures(result: SyncOutcome) -> None:
     for row in result.failures[:MAX_PRINTED_FAILURES]:
         click.echo(f"       row key {row.row_key!r} ({row.event}): {row.reason}")
@@ -70,6 +79,8 @@ def print_plan(report: RunReport) -> None:
     for result in report.results:
         if result.error:
             click.secho(f"FAIL {_name(result)}: {result.error}", fg="red")
+            continue
+        if _print_skipped(result):
             continue
         click.echo(
             f"{_name(result)} -> {result.topic}: {_counts(result)};"
@@ -117,6 +128,8 @@ def print_run_details(details: RunDetails) -> None:
         )
         if sync.error:
             click.echo(f"    error: {sync.error}")
+        if sync.skipped:
+            click.echo(f"    skipped: {sync.skipped}")
     if any(sync.failures for sync in details.syncs):
         click.echo("  failed rows:")
     for sync in details.syncs:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dbt_kafka_sync.config.sync import SyncConfig, parse_syncs
-from dbt_kafka_sync.errors import ConfigError, ManifestError, quote_list
+from dbt_kafka_sync.errors import ManifestError
 
 META_KEY = "kafka_sync"
 
@@ -55,20 +54,6 @@ def synced_models(manifest: dict[str, Any]) -> list[SyncedModel]:
         if node.get("resource_type") == "model" and _sync_block(node) is not None
     ]
     return sorted(models, key=lambda model: model.unique_id)
-
-
-def select_models(models: list[SyncedModel], selectors: Iterable[str]) -> list[SyncedModel]:
-    """Keep the models named by --select (model name or unique_id); all when none given."""
-    wanted = list(selectors)
-    if not wanted:
-        return models
-    unknown = [name for name in wanted if not any(name in (m.name, m.unique_id) for m in models)]
-    if unknown:
-        raise ConfigError(
-            f"--select names no synced model: {quote_list(unknown)}",
-            hint="synced models are: " + (quote_list([m.name for m in models]) or "none"),
-        )
-    return [m for m in models if m.name in wanted or m.unique_id in wanted]
 
 
 def _sync_block(node: dict[str, Any]) -> object | None:

@@ -89,7 +89,7 @@ def sync_result(outcome: SyncOutcome) -> dict[str, Any]:
             "elapsed_time": None if outcome.seconds is None else round(outcome.seconds, 3),
         },
         "error": outcome.error,
-        "skipped_reason": outcome.skipped,
+        "skipped_reason": outcome.skipped or outcome.nothing_sent,
         "failed_rows": [
             {"key": row.row_key, "event": row.event, "reason": row.reason} for row in shown
         ],

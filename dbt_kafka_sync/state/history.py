@@ -48,8 +48,9 @@ class SyncOutcome:
     samples: list[Sample] = field(default_factory=list)  # `plan` only
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None  # why it was left out (its state kept as it was)
     unique_id: str = ""  # the model's; not kept in the history
-    skipped: str | None = None  # why nothing was sent on purpose (initial_sync: skip)
+    nothing_sent: str | None = None  # why nothing was sent on purpose (initial_sync: skip)
     started_at: datetime | None = None  # when the sync began, in this process only
     seconds: float | None = None  # how long it took, in this process only
     log: SentLog | None = None  # the debugger's records, written with the commit
@@ -61,15 +62,17 @@ class SyncOutcome:
 
     @property
     def status(self) -> str:
-        """`success`, `partial` (some rows failed or were rejected) or `error`."""
+        """`success`, `partial` (some rows failed or were rejected), `error` or `skipped`."""
         if self.error is not None:
             return "error"
+        if self.skipped is not None:
+            return "skipped"
         return "success" if self.ok else "partial"
 
     @property
     def result_status(self) -> str:
         """The status, or `skipped` for a sync that sent nothing on purpose."""
-        return "skipped" if self.skipped and self.status == "success" else self.status
+        return "skipped" if self.nothing_sent and self.status == "success" else self.status
 
     def recorded_failures(self) -> list[FailedRow]:
         """The failed rows the history keeps: failed messages, then rejected rows."""
@@ -147,7 +150,7 @@ def record_outcome(book: Bookkeeping, run_id: str, sync_id: str, outcome: SyncOu
             outcome.failed,
             outcome.rejected,
             outcome.status,
-            outcome.error,
+            outcome.error if outcome.skipped is None else outcome.skipped,  # the why, either way
         ],
     )
     failures = outcome.recorded_failures()  # at most MAX_RECORDED_ROWS
@@ -235,5 +238,6 @@ def _outcome(row: dict[str, Any]) -> SyncOutcome:
         delivered=row["delivered"],
         failed=row["failed"],
         rejected=row["rejected"],
-        error=row["error"],
+        error=None if row["status"] == "skipped" else row["error"],
+        skipped=row["error"] if row["status"] == "skipped" else None,
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dbt_kafka_sync.dbt.manifest import load_manifest, select_models, synced_models
+from dbt_kafka_sync.dbt.manifest import load_manifest, synced_models
 from dbt_kafka_sync.errors import ConfigError, ManifestError
 
 BLOCK = {"primary_key": "id", "topic": "t"}
@@ -64,16 +64,6 @@ def test_one_bad_model_fails_validation_of_the_whole_manifest() -> None:
                 node("b", config_meta={"kafka_sync": {"topik": "t"}}),
             )
         )
-
-
-def test_select_by_name_or_unique_id_and_unknown_names() -> None:
-    models = synced_models(
-        manifest(*(node(n, config_meta={"kafka_sync": BLOCK}) for n in ("a", "b", "c")))
-    )
-    assert [m.name for m in select_models(models, ["a", "model.proj.c"])] == ["a", "c"]
-    assert select_models(models, []) == models
-    with pytest.raises(ConfigError, match="--select names no synced model: 'zzz'"):
-        select_models(models, ["zzz"])
 
 
 def test_manifest_file_round_trip(tmp_path: Path) -> None:

@@ -72,8 +72,8 @@ def test_results_document_has_one_entry_per_sync_with_its_numbers() -> None:
         ({}, "success"),
         ({"failed": 1}, "partial"),
         ({"error": "topic missing"}, "error"),
-        ({"skipped": "initial_sync: skip"}, "skipped"),
-        ({"skipped": "initial_sync: skip", "rejected": 1}, "partial"),
+        ({"nothing_sent": "initial_sync: skip"}, "skipped"),
+        ({"nothing_sent": "initial_sync: skip", "rejected": 1}, "partial"),
     ],
     ids=["success", "partial", "error", "skipped", "skipped-but-rejected"],
 )
