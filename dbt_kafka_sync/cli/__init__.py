@@ -37,7 +37,7 @@ def _project_options(command: F) -> F:
     @wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         from dbt_kafka_sync.dbt.selection import Selection
-        from dbt_kafka_sync.runner import RunOptions
+        from dbt_kafka_sync.runner.context import RunOptions
 
         selection = Selection(
             kwargs.pop("select", ()), kwargs.pop("exclude", ()), kwargs.pop("dbt_state", None)
@@ -216,15 +216,11 @@ def main() -> None:
 @_handle_errors
 def run_command(options: Any, full_refresh: bool) -> None:
     """Publish what changed in every configured model since the last run."""
-    from dbt_kafka_sync.runner import (
-        RunReport,
-        load_alerting,
-        load_context,
-        new_run_id,
-        recording_results,
-        run,
-    )
-    from dbt_kafka_sync.runner import send_run_alerts as alert
+    from dbt_kafka_sync.runner.alerting import load_alerting
+    from dbt_kafka_sync.runner.alerting import send_run_alerts as alert
+    from dbt_kafka_sync.runner.context import RunReport, load_context, new_run_id
+    from dbt_kafka_sync.runner.results import recording_results
+    from dbt_kafka_sync.runner.run import run
 
     report = RunReport(new_run_id())
     with recording_results(options, report, full_refresh):
@@ -249,7 +245,9 @@ def run_command(options: Any, full_refresh: bool) -> None:
 @_handle_errors
 def plan_command(options: Any, full_refresh: bool) -> None:
     """Show what `run` would publish (counts and sample messages); publish nothing."""
-    from dbt_kafka_sync.runner import RunReport, load_context, plan, recording_results
+    from dbt_kafka_sync.runner.context import RunReport, load_context
+    from dbt_kafka_sync.runner.results import recording_results
+    from dbt_kafka_sync.runner.run import plan
 
     report = RunReport("plan", command="plan")
     with recording_results(options, report, full_refresh):
@@ -265,7 +263,7 @@ def plan_command(options: Any, full_refresh: bool) -> None:
 @_handle_errors
 def runs_command(options: Any, limit: int) -> None:
     """List recent runs, newest first."""
-    from dbt_kafka_sync.runner import recent_runs
+    from dbt_kafka_sync.runner.history import recent_runs
 
     output.print_runs(recent_runs(options, limit))
 
@@ -279,7 +277,7 @@ def runs_command(options: Any, limit: int) -> None:
 def show_command(options: Any, run_id: str, rows: int, **filters: Any) -> None:
     """Show one run: each sync's counts and the rows that failed; --messages: what it sent."""
     from dbt_kafka_sync.errors import StateError
-    from dbt_kafka_sync.runner import run_details, run_messages
+    from dbt_kafka_sync.runner.history import run_details, run_messages
 
     details = run_details(options, run_id, rows)
     if details is None:
@@ -298,7 +296,7 @@ def show_command(options: Any, run_id: str, rows: int, **filters: Any) -> None:
 @_handle_errors
 def messages_command(options: Any, key: str, model: str | None, limit: int) -> None:
     """Follow one key across runs: every message recorded for it, newest first."""
-    from dbt_kafka_sync.runner import messages_for_key
+    from dbt_kafka_sync.runner.history import messages_for_key
 
     debugger_output.print_key_history(key, messages_for_key(options, key, model, limit))
 
@@ -310,7 +308,7 @@ def messages_command(options: Any, key: str, model: str | None, limit: int) -> N
 def report_command(options: Any, run_id: str | None) -> None:
     """Write a run's HTML report (default: the latest run) into the dbt project's target/."""
     from dbt_kafka_sync.report.html import render_report
-    from dbt_kafka_sync.runner import report_data, report_path
+    from dbt_kafka_sync.runner.history import report_data, report_path
 
     data = report_data(options, run_id)
     path = report_path(options, data.details.run.run_id)
@@ -329,7 +327,7 @@ def reset_command(options: Any, model: str, yes: bool) -> None:
 
     MODEL is a model's name (every version of it), `name.vN` (one version) or a unique_id.
     """
-    from dbt_kafka_sync.runner import reset, reset_candidates
+    from dbt_kafka_sync.runner.history import reset, reset_candidates
 
     found = reset_candidates(options, model)
     if not found:
@@ -359,7 +357,7 @@ def reset_command(options: Any, model: str, yes: bool) -> None:
 @_handle_errors
 def restore_state_command(options: Any, force: bool) -> None:
     """Put the last good copy of a damaged state file in its place (the file is kept aside)."""
-    from dbt_kafka_sync.runner import restore_state
+    from dbt_kafka_sync.runner.history import restore_state
 
     output.print_restored(restore_state(options, force))
 
@@ -377,7 +375,8 @@ def restore_state_command(options: Any, force: bool) -> None:
 @_handle_errors
 def copy_state_command(options: Any, destination: str) -> None:
     """Copy the state between the local file and the warehouse; nothing is sent again."""
-    from dbt_kafka_sync.runner import copy_state, load_context
+    from dbt_kafka_sync.runner.context import load_context
+    from dbt_kafka_sync.runner.copy_state import copy_state
 
     copied = copy_state(load_context(options), to_warehouse=destination == "warehouse")
     output.print_copied(copied)

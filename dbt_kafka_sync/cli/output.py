@@ -10,7 +10,8 @@ import yaml
 
 if TYPE_CHECKING:
     from dbt_kafka_sync.alerts.delivery import Delivery
-    from dbt_kafka_sync.runner import CopiedSync, RunReport
+    from dbt_kafka_sync.runner.context import RunReport
+    from dbt_kafka_sync.runner.copy_state import CopiedSync
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
     from dbt_kafka_sync.state.last_good import Restored
     from dbt_kafka_sync.state.store import StoredSync

@@ -1,0 +1,1 @@
+"""Running the commands: a run, a plan, and those that read or move the state."""
