@@ -71,6 +71,8 @@ def decide(config: AlertsConfig, facts: RunFacts) -> list[Alert]:
 
 
 def _sync_trigger(config: AlertsConfig, facts: RunFacts, sync: SyncOutcome) -> Trigger | None:
+    if sync.skipped is not None:  # not synced at all (dbt did not build it): no news either way
+        return None
     if sync.error is not None:
         return "failure"
     if too_many_failed_rows(config, sync):

@@ -27,7 +27,7 @@ SENT = "dks_sent"  # the log with outcomes, in state.debugger.LOG_COLUMNS order
 _BATCH = "dks_sent_batch"
 
 _LOG_COLUMNS = """seq BIGINT, event VARCHAR, message_key VARCHAR, row_key VARCHAR,
-    topic VARCHAR, message_partition INTEGER, size BIGINT, message_value VARCHAR,
+    topic VARCHAR, message_partition BIGINT, size BIGINT, message_value VARCHAR,
     sent_at TIMESTAMPTZ"""
 
 

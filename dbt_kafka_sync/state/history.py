@@ -165,13 +165,17 @@ def record_outcome(book: Bookkeeping, run_id: str, sync_id: str, outcome: SyncOu
 
 
 def previous_statuses(book: Bookkeeping, target: str, run_id: str) -> dict[tuple[str, str], str]:
-    """Each (model, sync) of the target's earlier runs: its status in the latest of them."""
+    """Each (model, sync) of the target's earlier runs: its status in the latest of them.
+
+    Runs that skipped the sync (dbt did not build its model) say nothing of its health.
+    """
     query = f"""
         SELECT model, sync_name, status FROM (
             SELECT s.model, s.sync_name, s.status, row_number() OVER (
                 PARTITION BY s.sync_id ORDER BY r.started_at DESC, r.run_id DESC) AS newest
             FROM {book.table("run_syncs")} s JOIN {book.table("runs")} r ON r.run_id = s.run_id
             WHERE r.target = $1 AND r.run_id <> $2 AND r.command = 'run'
+              AND s.status <> 'skipped'
         ) latest
         WHERE newest = 1
     """

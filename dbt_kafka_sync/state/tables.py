@@ -38,7 +38,7 @@ _COLUMNS = {
     "prepared": """sync_id TEXT PRIMARY KEY, run_id TEXT, marker TEXT, plan TEXT,
         changes_table TEXT""",
     MESSAGES: """run_id TEXT, sync_id TEXT, model TEXT, sync_name TEXT, seq BIGINT,
-        event TEXT, message_key TEXT, row_key TEXT, topic TEXT, message_partition INTEGER,
+        event TEXT, message_key TEXT, row_key TEXT, topic TEXT, message_partition BIGINT,
         message_offset BIGINT, size BIGINT, outcome TEXT, reason TEXT, message_value TEXT,
         sent_at TIMESTAMPTZ""",
     TIMINGS: """run_id TEXT, sync_id TEXT, model TEXT, sync_name TEXT, position INTEGER,

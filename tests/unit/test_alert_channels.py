@@ -79,6 +79,7 @@ def facts(*syncs: SyncOutcome, error: str | None = None, previous: str | None = 
         ({}, facts(outcome(), previous="partial"), ["recovery"]),
         ({}, facts(outcome(), previous="success"), []),
         ({}, facts(FAILED_ROW, previous="error"), ["failed_rows"]),
+        ({}, facts(outcome(published=0, skipped="dbt failed it"), previous="error"), []),
     ],
     ids=[
         "success",
@@ -95,6 +96,7 @@ def facts(*syncs: SyncOutcome, error: str | None = None, previous: str | None = 
         "recovered-from-partial",
         "success-again",
         "still-failing",
+        "skipped-is-no-recovery",
     ],
 )
 def test_what_a_run_alerts_about(

@@ -45,7 +45,7 @@ _TYPES = [
     "TEXT",
     "TEXT",
     "TEXT",
-    "INTEGER",
+    "BIGINT",  # a partition column's value, as the message query gives it
     "BIGINT",
     "BIGINT",
     "TEXT",
@@ -83,3 +83,12 @@ def test_filters_follow_a_key_and_prune(book: Bookkeeping) -> None:
     debugger.prune(book, retention_days=7)
 
     assert [m.run_id for m in debugger.messages_for_key(book, "42")] == ["r2"]
+
+
+def test_a_partition_out_of_the_int_range_is_logged(book: Bookkeeping) -> None:
+    # A partition column may hold any BIGINT: the producer refuses the message, and the
+    # log must record it rather than fail the sync's commit.
+    now = datetime.now(timezone.utc)
+    row = (0, "added", "1", "1", "t", 3_000_000_000, None, 3, "refused", "out of range", "{}", now)
+    _log_run(book, "r1", now, [row])
+    assert [m.partition for m in debugger.sent_messages(book, "r1")] == [3_000_000_000]
