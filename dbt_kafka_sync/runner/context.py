@@ -114,7 +114,9 @@ def load_context(options: RunOptions) -> RunContext:
     profiles = load_profiles(profiles_path)
     target_name, kafka = kafka_target(profiles, options.target, profiles_path)
     output = dbt_output(profiles, project.profile, options.dbt_target, profiles_path)
-    not_built = {} if options.ignore_run_results else models_not_built(project.manifest_path)
+    not_built = (
+        {} if options.ignore_run_results else models_not_built(project.manifest_path, manifest)
+    )
     return RunContext(
         models=models,
         not_built=not_built,
