@@ -59,8 +59,8 @@ def send_alerts(config: AlertsConfig, facts: RunFacts) -> list[Delivery]:
 def _failure(exc: Exception, config: AlertsConfig) -> str:
     if isinstance(exc, DeliveryFailed):
         return mask_secrets(str(exc), config)
-    log.debug("alert channel failed unexpectedly", exc_info=True)
-    return f"unexpected error ({type(exc).__name__}); rerun with --log-level debug"
+    # No traceback, not even at debug level: its frames' text may quote a URL or a key.
+    return f"unexpected error ({type(exc).__name__}): {mask_secrets(str(exc), config)}"
 
 
 def mask_secrets(message: str, config: AlertsConfig) -> str:

@@ -53,6 +53,8 @@ def post(
         raise DeliveryFailed(f"{what} could not be reached: {_describe(reason)}") from None
     except OSError as exc:  # e.g. the connection reset while reading the answer
         raise DeliveryFailed(f"{what} could not be reached: {_describe(exc)}") from None
+    except ValueError:  # http.client.InvalidURL and the like: their text quotes the URL
+        raise DeliveryFailed(f"{what} has a URL that cannot be used") from None
 
 
 def _describe(reason: object) -> str:

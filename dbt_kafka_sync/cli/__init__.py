@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from dbt_kafka_sync.cli import debugger_output, output
-from dbt_kafka_sync.errors import StateError, SyncError, quote_list
+from dbt_kafka_sync.errors import ConfigError, StateError, SyncError, quote_list
 
 EXIT_OK, EXIT_FAILED, EXIT_BUG = 0, 1, 2
 
@@ -223,14 +223,15 @@ def run_command(options: Any, full_refresh: bool) -> None:
     from dbt_kafka_sync.runner.run import run
 
     report = RunReport(new_run_id())
-    with recording_results(options, report, full_refresh):
-        alerting = load_alerting(options)
-        try:
+    alerting = None
+    try:
+        with recording_results(options, report, full_refresh):  # written first, whatever happens
+            alerting = load_alerting(options)
             run(load_context(options), full_refresh, report)
-        except Exception as exc:  # alert, then let _handle_errors report it as usual
-            error = exc.render() if isinstance(exc, SyncError) else f"a bug: {type(exc).__name__}"
-            output.print_alerts(alert(alerting, report, error))
-            raise
+    except Exception as exc:  # alert, then let _handle_errors report it as usual
+        error = exc.render() if isinstance(exc, SyncError) else f"a bug: {type(exc).__name__}"
+        output.print_alerts(alert(alerting, report, error))
+        raise
     output.print_run(report)
     output.print_alerts(alert(alerting, report))
     if not report.ok:
@@ -259,7 +260,13 @@ def plan_command(options: Any, full_refresh: bool) -> None:
 
 @main.command("runs")
 @_project_options
-@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many runs to list.",
+)
 @_handle_errors
 def runs_command(options: Any, limit: int) -> None:
     """List recent runs, newest first."""
@@ -292,7 +299,13 @@ def show_command(options: Any, run_id: str, rows: int, **filters: Any) -> None:
 @_project_options
 @click.option("--key", required=True, help=debugger_output.KEY_HELP)
 @click.option("--model", help="Only this model's messages (its name).")
-@click.option("--limit", default=100, show_default=True, help="Messages to list at most.")
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Messages to list at most.",
+)
 @_handle_errors
 def messages_command(options: Any, key: str, model: str | None, limit: int) -> None:
     """Follow one key across runs: every message recorded for it, newest first."""
@@ -312,8 +325,14 @@ def report_command(options: Any, run_id: str | None) -> None:
 
     data = report_data(options, run_id)
     path = report_path(options, data.details.run.run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(data), encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_report(data), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the report to {path}: {exc.strerror or exc}",
+            hint="check that the dbt project's target folder is writable",
+        ) from None
     click.echo(f"report of run {data.details.run.run_id}: {path}")
 
 

@@ -43,7 +43,13 @@ def message_filters(command: F) -> F:
             help="Only messages that failed or were refused. Implies --messages.",
         ),
         click.option("--model", help="Only this model's messages (its name). Implies --messages."),
-        click.option("--limit", default=100, show_default=True, help="Messages to list at most."),
+        click.option(
+            "--limit",
+            default=100,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Messages to list at most.",
+        ),
     ]
     return functools.reduce(lambda wrapped, option: option(wrapped), reversed(options), command)
 

@@ -19,14 +19,16 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 
 def _http_url(value: str) -> str:
     # urllib also opens file:// and ftp:// URLs: only HTTP(S) is a webhook.
+    value = value.strip()  # e.g. the newline an env var picked up from a file
     if not value.startswith(("https://", "http://")):
         raise ValueError("must start with https:// (or http://)")  # never quote a secret URL
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise ValueError("must not contain spaces or control characters")
     return value
 
 
 def _secret_http_url(value: SecretStr) -> SecretStr:
-    _http_url(value.get_secret_value())
-    return value
+    return SecretStr(_http_url(value.get_secret_value()))
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]

@@ -102,7 +102,8 @@ def _dbt_errors(doing: str) -> Iterator[None]:
 
     try:
         yield
-    except DbtBaseException as exc:
+    # ValueError and KeyError: a manifest (or --state's) that is not valid JSON or lacks a field.
+    except (DbtBaseException, ValueError, KeyError) as exc:
         message = str(getattr(exc, "msg", "") or exc).strip()
         error = ManifestError if "manifest" in doing else ConfigError
         raise error(f"{doing}: {message}", hint=_hint(message)) from None

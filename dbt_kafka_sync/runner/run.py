@@ -15,6 +15,7 @@ from dbt_kafka_sync.runner.context import (
     RunReport,
     new_run_id,
 )
+from dbt_kafka_sync.state.base import StateStore
 from dbt_kafka_sync.state.location import open_store
 
 if TYPE_CHECKING:
@@ -49,8 +50,8 @@ def run(
         open_store(context.state, False, context.source, report.run_id) as store,
     ):
         store.begin_run(report.run_id, "run", context.target_name)
-        store.prune_debugger(context.kafka.debugger.retention_days)
         try:
+            _prune_debugger(store, context.kafka.debugger.retention_days)
             report.previous = store.previous_statuses(context.target_name, report.run_id)
             jobs = context.job_context(store, publisher, report.run_id, full_refresh)
             _sync_all(jobs, context, report)
@@ -69,6 +70,18 @@ def run(
         except (OSError, duckdb.Error) as exc:  # e.g. a full disk: every sync's outcome holds
             raise StateError(f"could not record the end of the run in the state: {exc}") from None
     return report
+
+
+def _prune_debugger(store: StateStore, retention_days: int) -> None:
+    """Housekeeping never stops a run: what is not pruned now, a later run prunes."""
+    import duckdb
+
+    try:
+        store.prune_debugger(retention_days)
+    except DamagedStateError:
+        raise
+    except (SyncError, OSError, duckdb.Error) as exc:
+        log.warning("could not prune the debugger's records (%d days): %s", retention_days, exc)
 
 
 def plan(

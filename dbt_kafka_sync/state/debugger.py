@@ -104,8 +104,9 @@ def prune(book: Bookkeeping, retention_days: int) -> None:
     """Delete the debugger's records of runs that started before the retention."""
     cutoff = datetime.now(timezone.utc) - timedelta(days=retention_days)
     old = f"SELECT run_id FROM {book.table('runs')} WHERE started_at < $1"
-    for table in TABLES:
-        book.execute(f"DELETE FROM {book.table(table)} WHERE run_id IN ({old})", [cutoff])
+    with book.transaction():  # all or nothing: a failure leaves the connection usable
+        for table in TABLES:
+            book.execute(f"DELETE FROM {book.table(table)} WHERE run_id IN ({old})", [cutoff])
 
 
 def sent_messages(

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from dbt_kafka_sync.alerts.decide import RunFacts, decide
 from dbt_kafka_sync.alerts.dispatch import send_alerts
 from dbt_kafka_sync.changes.input import ChangeCounts
-from dbt_kafka_sync.config.alerts import AlertsConfig, EmailChannel
+from dbt_kafka_sync.config.alerts import AlertsConfig, EmailChannel, SlackChannel
 from dbt_kafka_sync.config.kafka import KafkaTarget
 from dbt_kafka_sync.dbt.profiles import kafka_target
 from dbt_kafka_sync.debug import masked_profile
@@ -323,17 +323,28 @@ def test_email_refuses_a_password_without_tls() -> None:
         )
 
 
-def test_a_url_that_is_not_http_is_refused_without_showing_it() -> None:
-    output = {
-        "bootstrap_servers": "localhost:9092",
-        "alerts": {"slack": {"webhook_url": f"file:///etc{SLACK_PATH}"}},
-    }
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        (f"file:///etc{SLACK_PATH}", "must start with https://"),
+        (f"https://hooks.example.com{SLACK_PATH}\nX-Injected: 1", "must not contain spaces"),
+    ],
+    ids=["not-http", "control-character"],
+)
+def test_a_url_that_cannot_be_used_is_refused_without_showing_it(url: str, complaint: str) -> None:
+    output = {"bootstrap_servers": "localhost:9092", "alerts": {"slack": {"webhook_url": url}}}
     profiles = {"kafka_sync": {"target": "dev", "outputs": {"dev": output}}}
     with pytest.raises(ProfileError) as caught:
         kafka_target(profiles, None, Path("profiles.yml"))
     message = caught.value.render()
-    assert "alerts.slack.webhook_url: Value error, must start with https://" in message
+    assert f"alerts.slack.webhook_url: Value error, {complaint}" in message
     assert SLACK_PATH not in message
+
+
+def test_a_url_read_with_a_trailing_newline_is_used_without_it() -> None:
+    url = "https://hooks.example.com" + SLACK_PATH
+    channel = SlackChannel.model_validate({"webhook_url": url + "\n"})
+    assert channel.webhook_url.get_secret_value() == url
 
 
 def test_debug_masks_every_alert_secret(receiver: HttpReceiver) -> None:
