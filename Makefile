@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 
 ## test: lint, type check, then every test (starts its own Kafka broker)
 test: lint
-	$(PY) -m pytest tests --durations=25
+	$(PY) -m pytest tests -n 2 --dist loadfile --durations=25
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

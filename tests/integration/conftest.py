@@ -7,8 +7,10 @@ both engines: the example project built by dbt-duckdb and by dbt-postgres.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import local_servers.kafka as local_kafka
@@ -23,6 +25,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@contextmanager
+def one_worker_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Test workers (pytest -n) start their servers in turn.
+
+    On a fresh machine the first one fetches Kafka's jars and creates PostgreSQL's user;
+    the others must not do it at the same time.
+    """
+    lock_file = tmp_path_factory.getbasetemp().parent / "dks-servers.lock"
+    with lock_file.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
     """A real broker: KAFKA_BOOTSTRAP_SERVERS if set, else a local one started for the session."""
@@ -30,7 +45,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
     if external:
         yield Kafka(external, None)
         return
-    broker = local_kafka.start(tmp_path_factory.mktemp("kafka"))
+    with one_worker_at_a_time(tmp_path_factory):
+        broker = local_kafka.start(tmp_path_factory.mktemp("kafka"))
     try:
         yield Kafka(broker.plaintext, broker)
     finally:
@@ -40,7 +56,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kafka]:
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_postgres.Server]:
     """A real PostgreSQL server, started for the session the first time a test needs it."""
-    server = local_postgres.start(tmp_path_factory.mktemp("postgres"))
+    with one_worker_at_a_time(tmp_path_factory):
+        server = local_postgres.start(tmp_path_factory.mktemp("postgres"))
     try:
         yield server
     finally:
