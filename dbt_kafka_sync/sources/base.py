@@ -189,8 +189,14 @@ class Warehouse(Protocol):
         """
         ...
 
-    def upload(self, session: duckdb.DuckDBPyConnection, table: pa.Table, name: str) -> None:
-        """Create a temp table of the warehouse session holding an Arrow table."""
+    def upload(
+        self, session: duckdb.DuckDBPyConnection, table: pa.Table | pa.RecordBatchReader, name: str
+    ) -> None:
+        """Create a temp table of the warehouse session holding an Arrow table or stream.
+
+        A stream may come from `session` itself: it is read whole before `session` runs
+        anything else.
+        """
         ...
 
     def second_connection(self) -> SqlRunner:

@@ -154,8 +154,14 @@ class DuckDBWarehouse(DuckDBRunner):
         """The same engine: a view of the rows, read once when the changes are built."""
         session.execute(f"CREATE OR REPLACE TEMP VIEW {into} AS SELECT * FROM ({query}) q")
 
-    def upload(self, session: duckdb.DuckDBPyConnection, table: pa.Table, name: str) -> None:
+    def upload(
+        self, session: duckdb.DuckDBPyConnection, table: pa.Table | pa.RecordBatchReader, name: str
+    ) -> None:
         """The same engine: the Arrow table becomes a temp table directly."""
+        import pyarrow as pa
+
+        if not isinstance(table, pa.Table):  # a stream from this session: read before it writes
+            table = table.read_all()
         session.register(_UPLOADED, table)
         try:
             session.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {_UPLOADED}")

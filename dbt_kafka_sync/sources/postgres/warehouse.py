@@ -237,8 +237,10 @@ class PostgresWarehouse(PostgresRunner):
         names = [column.name for column in columns]
         self.source.copy_query(session, model, query, names, passthrough, into)
 
-    def upload(self, session: duckdb.DuckDBPyConnection, table: pa.Table, name: str) -> None:
-        """Bulk ingest (binary COPY) into a temp table of this connection."""
+    def upload(
+        self, session: duckdb.DuckDBPyConnection, table: pa.Table | pa.RecordBatchReader, name: str
+    ) -> None:
+        """Bulk ingest (binary COPY) into a temp table of this connection; a stream as it comes."""
         cursor = self.source.connection().cursor()
         try:
             cursor.adbc_ingest(name, table, mode="replace", temporary=True)

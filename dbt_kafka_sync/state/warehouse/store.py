@@ -224,8 +224,9 @@ class WarehouseStore(BookkeepingStore):
         if outcome.log is None or outcome.log.rows is None:
             return None
         query = f"SELECT * FROM {outcome.log.rows}"
+        # Streamed batch by batch: a large backfill's log is never in memory whole.
         self.warehouse.upload(
-            self.session, arrow_batches(self.session, query, LOG_BATCH).read_all(), LOG_UPLOAD
+            self.session, arrow_batches(self.session, query, LOG_BATCH), LOG_UPLOAD
         )
         return self.warehouse.temp_table(LOG_UPLOAD)
 
