@@ -119,11 +119,11 @@ def _syncs_table(syncs: Sequence[SyncOutcome]) -> str:
             + _cell(sync.topic)
             + f'<td class="status-{escape(sync.status)}">{escape(sync.status)}</td>'
             + "".join(_cell(value, name, numeric=True) for name, value in numbers.items())
-            + _cell(sync.error, "error")
+            + _cell(sync.error or sync.skipped or sync.nothing_sent, "error")
             + "</tr>"
         )
     numeric = list(_numbers(SyncOutcome("", "", "")))
-    return _table(["sync", "topic", "status", *numeric, "error"], rows, set(numeric))
+    return _table(["sync", "topic", "status", *numeric, "error or reason"], rows, set(numeric))
 
 
 def _events_chart(syncs: Sequence[SyncOutcome]) -> str:

@@ -157,3 +157,11 @@ def test_charts_without_data_say_so() -> None:
 def test_chart_labels_are_escaped() -> None:
     svg = stacked_bars([StackedRow(HOSTILE, [1.0])], [HOSTILE], "rows")
     assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_a_skipped_sync_says_why() -> None:
+    reason = "its last dbt run ended in error: Runtime Error in model customers"
+    page = report(outcome(published=0, delivered=0, skipped=reason))
+
+    assert '<td class="status-skipped">skipped</td>' in page
+    assert f'<td data-field="error">{reason}</td>' in page
