@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from dbt_kafka_sync.runner.history import MessageFilter, RunMessages
-    from dbt_kafka_sync.state.message_log import SentMessage
+    from dbt_kafka_sync.runner.history import RunMessages
+    from dbt_kafka_sync.state.message_log import MessageFilter, SentMessage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,7 +63,7 @@ def message_filter(
     limit: int,
 ) -> MessageFilter | None:
     """The filter `show`'s options ask for; None when they ask for no message."""
-    from dbt_kafka_sync.runner.history import MessageFilter
+    from dbt_kafka_sync.state.message_log import MessageFilter
 
     if not (with_messages or key is not None or event or failed_only or model):
         return None

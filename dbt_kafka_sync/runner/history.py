@@ -24,7 +24,7 @@ from dbt_kafka_sync.sources.base import Source
 from dbt_kafka_sync.state.base import StateStore
 from dbt_kafka_sync.state.history import RunDetails, RunSummary
 from dbt_kafka_sync.state.location import StateLocation, open_store
-from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
+from dbt_kafka_sync.state.message_log import MessageFilter, SentMessage, StageTiming, Throughput
 from dbt_kafka_sync.state.store import StoredSync
 
 if TYPE_CHECKING:
@@ -118,17 +118,6 @@ def run_details(options: RunOptions, run_id: str, max_rows: int) -> RunDetails |
 
 
 @dataclass(frozen=True)
-class MessageFilter:
-    """Which of a run's recorded messages `show --messages` lists (see StateStore.sent_messages)."""
-
-    key: str | None = None
-    event: str | None = None
-    failed_only: bool = False
-    model: str | None = None
-    limit: int = 100
-
-
-@dataclass(frozen=True)
 class RunMessages:
     """What the debugger recorded of one run."""
 
@@ -140,14 +129,7 @@ class RunMessages:
 def run_messages(options: RunOptions, run_id: str, wanted: MessageFilter) -> RunMessages:
     """The debugger's records of one run: its messages as filtered, stage timings, send rate."""
     with _history_store(_history(options), read_only=True) as store:
-        messages = store.sent_messages(
-            run_id,
-            key=wanted.key,
-            event=wanted.event,
-            failed_only=wanted.failed_only,
-            model=wanted.model,
-            limit=wanted.limit,
-        )
+        messages = store.sent_messages(run_id, wanted)
         return RunMessages(messages, store.stage_timings(run_id), store.throughput(run_id))
 
 
@@ -171,9 +153,11 @@ def report_data(options: RunOptions, run_id: str | None) -> ReportData:
         if details is None:
             raise StateError(f"no run '{run_id}'", hint="`dbt-kafka-sync runs` lists the run ids")
         # The failed messages first, then the others, up to the sample's size.
-        failed = store.sent_messages(run_id, failed_only=True, limit=MAX_REPORTED_MESSAGES)
+        failed = store.sent_messages(
+            run_id, MessageFilter(failed_only=True, limit=MAX_REPORTED_MESSAGES)
+        )
         seen = {(message.sync_id, message.seq) for message in failed}
-        others = store.sent_messages(run_id, limit=MAX_REPORTED_MESSAGES)
+        others = store.sent_messages(run_id, MessageFilter(limit=MAX_REPORTED_MESSAGES))
         sample = failed + [m for m in others if (m.sync_id, m.seq) not in seen]
         return ReportData(
             details,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.dbt.manifest import SyncedModel
     from dbt_kafka_sync.sources.base import SourceColumn
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
-    from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
+    from dbt_kafka_sync.state.message_log import MessageFilter, SentMessage, StageTiming, Throughput
     from dbt_kafka_sync.state.prepared import PreparedCommit
     from dbt_kafka_sync.state.store import StoredSync, SyncIdentity, SyncRecord
 
@@ -186,21 +186,8 @@ class StateStore(Protocol):
         """Drop these syncs' snapshots; return the ids of those the store had."""
         ...
 
-    def sent_messages(
-        self,
-        run_id: str,
-        *,
-        key: str | None = None,
-        event: str | None = None,
-        failed_only: bool = False,
-        model: str | None = None,
-        limit: int = 100,
-    ) -> list[SentMessage]:
-        """The debugger's record of a run's messages, by model, sync and seq.
-
-        `key` matches the message key or the primary key as text (a JSON array of the
-        values as text for a composite key); `failed_only` keeps failed and refused ones.
-        """
+    def sent_messages(self, run_id: str, wanted: MessageFilter) -> list[SentMessage]:
+        """The debugger's record of a run's messages, as `wanted` filters them."""
         ...
 
     def messages_for_key(

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from dbt_kafka_sync.state.history import SyncOutcome
-from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
+from dbt_kafka_sync.state.message_log import MessageFilter, SentMessage, StageTiming, Throughput
 from dbt_kafka_sync.state.tables import MESSAGES, RATES, TIMINGS, Bookkeeping
 
 TABLES = (MESSAGES, TIMINGS, RATES)
@@ -109,28 +109,19 @@ def prune(book: Bookkeeping, retention_days: int) -> None:
             book.execute(f"DELETE FROM {book.table(table)} WHERE run_id IN ({old})", [cutoff])
 
 
-def sent_messages(
-    book: Bookkeeping,
-    run_id: str,
-    *,
-    key: str | None = None,
-    event: str | None = None,
-    failed_only: bool = False,
-    model: str | None = None,
-    limit: int = 100,
-) -> list[SentMessage]:
+def sent_messages(book: Bookkeeping, run_id: str, wanted: MessageFilter) -> list[SentMessage]:
     """A run's messages, by model, sync and seq; filtered as asked."""
     where, params = ["run_id = $1"], [run_id]
-    for column, wanted in (("event", event), ("model", model)):
-        if wanted is not None:
-            params.append(wanted)
+    for column, value in (("event", wanted.event), ("model", wanted.model)):
+        if value is not None:
+            params.append(value)
             where.append(f"{column} = ${len(params)}")
-    if key is not None:
-        params.append(key)
+    if wanted.key is not None:
+        params.append(wanted.key)
         where.append(_key_match(len(params)))
-    if failed_only:
+    if wanted.failed_only:
         where.append("outcome <> 'delivered'")
-    return _messages(book, " AND ".join(where), params, "model, sync_name, seq", limit)
+    return _messages(book, " AND ".join(where), params, "model, sync_name, seq", wanted.limit)
 
 
 def messages_for_key(

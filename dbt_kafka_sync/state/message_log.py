@@ -77,3 +77,18 @@ class SentLog:
     timings: list[StageTiming] = field(default_factory=list)
     rates: list[Throughput] = field(default_factory=list)
     commit_started: float = 0.0
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """Which of a run's recorded messages to list, by model, sync and seq.
+
+    `key` matches the message key or the primary key as text (a JSON array of the values
+    as text for a composite key); `failed_only` keeps failed and refused ones.
+    """
+
+    key: str | None = None
+    event: str | None = None
+    failed_only: bool = False
+    model: str | None = None
+    limit: int = 100

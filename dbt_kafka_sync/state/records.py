@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dbt_kafka_sync.state import debugger, history
 from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
-from dbt_kafka_sync.state.message_log import SentMessage, StageTiming, Throughput
+from dbt_kafka_sync.state.message_log import MessageFilter, SentMessage, StageTiming, Throughput
 from dbt_kafka_sync.state.store import StoredSync, find_syncs, forget_syncs, load_sync
 from dbt_kafka_sync.state.tables import MESSAGES, RATES, TIMINGS, Bookkeeping
 
@@ -96,28 +96,9 @@ class BookkeepingStore:
         """Drop these syncs' snapshots; return the ids of those the store had."""
         return forget_syncs(self.book, sync_ids) if self.initialised() else []
 
-    def sent_messages(
-        self,
-        run_id: str,
-        *,
-        key: str | None = None,
-        event: str | None = None,
-        failed_only: bool = False,
-        model: str | None = None,
-        limit: int = 100,
-    ) -> list[SentMessage]:
+    def sent_messages(self, run_id: str, wanted: MessageFilter) -> list[SentMessage]:
         """The debugger's record of a run's messages (see StateStore.sent_messages)."""
-        if not self._has_log():
-            return []
-        return debugger.sent_messages(
-            self.book,
-            run_id,
-            key=key,
-            event=event,
-            failed_only=failed_only,
-            model=model,
-            limit=limit,
-        )
+        return debugger.sent_messages(self.book, run_id, wanted) if self._has_log() else []
 
     def messages_for_key(
         self, key: str, *, model: str | None = None, limit: int = 100

@@ -10,7 +10,7 @@ import pytest
 
 from dbt_kafka_sync.sql import DuckDBRunner
 from dbt_kafka_sync.state import debugger
-from dbt_kafka_sync.state.message_log import StageTiming, Throughput
+from dbt_kafka_sync.state.message_log import MessageFilter, StageTiming, Throughput
 from dbt_kafka_sync.state.tables import Bookkeeping
 
 
@@ -70,10 +70,14 @@ def test_filters_follow_a_key_and_prune(book: Bookkeeping) -> None:
         now,
         [_row(0, "42", "changed", "delivered", now), _row(1, "7", "added", "failed", now)],
     )
-    assert [m.seq for m in debugger.sent_messages(book, "r2")] == [0, 1]
-    assert [m.key for m in debugger.sent_messages(book, "r2", failed_only=True)] == ["7"]
-    assert [m.seq for m in debugger.sent_messages(book, "r2", event="changed")] == [0]
-    assert debugger.sent_messages(book, "r2", model="orders") == []
+    assert [m.seq for m in debugger.sent_messages(book, "r2", MessageFilter())] == [0, 1]
+    assert [m.key for m in debugger.sent_messages(book, "r2", MessageFilter(failed_only=True))] == [
+        "7"
+    ]
+    assert [m.seq for m in debugger.sent_messages(book, "r2", MessageFilter(event="changed"))] == [
+        0
+    ]
+    assert debugger.sent_messages(book, "r2", MessageFilter(model="orders")) == []
     assert [m.run_id for m in debugger.messages_for_key(book, "42")] == ["r2", "r1"]
     debugger.save_timings(book, "r2", [StageTiming("s1", "customers", "default", "diff", 0.5)])
     debugger.save_rates(book, "r2", [Throughput("s1", 0, 2)])
@@ -91,4 +95,6 @@ def test_a_partition_out_of_the_int_range_is_logged(book: Bookkeeping) -> None:
     now = datetime.now(timezone.utc)
     row = (0, "added", "1", "1", "t", 3_000_000_000, None, 3, "refused", "out of range", "{}", now)
     _log_run(book, "r1", now, [row])
-    assert [m.partition for m in debugger.sent_messages(book, "r1")] == [3_000_000_000]
+    assert [m.partition for m in debugger.sent_messages(book, "r1", MessageFilter())] == [
+        3_000_000_000
+    ]
