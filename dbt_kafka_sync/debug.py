@@ -14,12 +14,11 @@ from dbt_kafka_sync.dbt.manifest import SyncedModel, load_manifest, synced_model
 from dbt_kafka_sync.dbt.profiles import dbt_output, find_profiles_file, kafka_target, load_profiles
 from dbt_kafka_sync.dbt.project import load_dbt_project
 from dbt_kafka_sync.dbt.selection import Selection, select_models
-from dbt_kafka_sync.errors import SyncError
+from dbt_kafka_sync.errors import MASK, SyncError
 from dbt_kafka_sync.kafka.security import describe, security_settings
 from dbt_kafka_sync.sources import open_source
 from dbt_kafka_sync.state.location import StateLocation, open_store
 
-MASK = "**********"
 TIMEOUT_S = 15.0
 
 

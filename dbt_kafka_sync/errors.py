@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+MASK = "**********"  # what a secret reads as, wherever it would have appeared
 
 
 class SyncError(Exception):
@@ -91,3 +93,13 @@ def describe_kafka_error(error: Any) -> str:
     if hasattr(error, "str") and hasattr(error, "name"):
         return f"{error.str()} ({error.name()})"
     return str(error)
+
+
+def masked(text: str, secrets: Iterable[str]) -> str:
+    """The text with every secret in it replaced by MASK.
+
+    The longest first (a URL before its path), so that no part of a secret is left showing.
+    """
+    for secret in sorted({secret for secret in secrets if secret}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text

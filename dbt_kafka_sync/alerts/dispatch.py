@@ -17,9 +17,9 @@ from dbt_kafka_sync.alerts import email, pagerduty, slack, webhook
 from dbt_kafka_sync.alerts.decide import Alert, RunFacts, decide
 from dbt_kafka_sync.alerts.delivery import Delivery, DeliveryFailed
 from dbt_kafka_sync.config.alerts import AlertChannel, AlertsConfig
+from dbt_kafka_sync.errors import masked
 
 log = logging.getLogger(__name__)
-MASK = "**********"
 
 # Each channel module's send(channel, facts, alerts, timeout) -> what was sent.
 Send = Callable[[Any, RunFacts, Sequence[Alert], float], str]
@@ -65,10 +65,7 @@ def _failure(exc: Exception, config: AlertsConfig) -> str:
 
 def mask_secrets(message: str, config: AlertsConfig) -> str:
     """The message with every secret of the alerts config replaced by a mask."""
-    for secret in _secrets(config):  # the longest first: a URL before its path
-        if secret:
-            message = message.replace(secret, MASK)
-    return message
+    return masked(message, _secrets(config))
 
 
 def _secrets(config: AlertsConfig) -> list[str]:
@@ -78,7 +75,7 @@ def _secrets(config: AlertsConfig) -> list[str]:
         for name in type(channel).model_fields
     ]
     secrets = [value.get_secret_value() for value in values if isinstance(value, SecretStr)]
-    return sorted({part for secret in secrets for part in _secret_parts(secret)}, key=len)[::-1]
+    return [part for secret in secrets for part in _secret_parts(secret)]
 
 
 def _secret_parts(secret: str) -> list[str]:

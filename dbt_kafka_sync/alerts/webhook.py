@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from dbt_kafka_sync.alerts import text
@@ -51,13 +52,8 @@ def _sync(sync: SyncOutcome) -> dict[str, Any]:
         "sync": sync.sync,
         "topic": sync.topic,
         "status": sync.status,
-        "added": sync.counts.added,
-        "changed": sync.counts.changed,
-        "removed": sync.counts.removed,
-        "published": sync.published,
-        "delivered": sync.delivered,
-        "failed": sync.failed,
-        "rejected": sync.rejected,
+        **asdict(sync.counts),
+        **sync.message_counts(),
         "error": sync.error,
     }
 

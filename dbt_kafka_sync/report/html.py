@@ -7,13 +7,13 @@ every one goes through `escape`; no data ever goes into the script.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from html import escape
 from importlib.resources import files
 
 from dbt_kafka_sync.report.charts import Series, StackedRow, line_chart, stacked_bars
 from dbt_kafka_sync.report.data import ReportData
-from dbt_kafka_sync.report.results import change_counts, message_counts
 from dbt_kafka_sync.state.history import FailedRow, RunSummary, SyncOutcome
 from dbt_kafka_sync.state.message_log import SentMessage
 
@@ -74,7 +74,7 @@ def _header(run: RunSummary, generated_at: datetime) -> str:
 
 
 def _numbers(sync: SyncOutcome) -> dict[str, int]:
-    return {**change_counts(sync), **message_counts(sync)}
+    return {**asdict(sync.counts), **sync.message_counts()}
 
 
 def _totals(syncs: Sequence[SyncOutcome]) -> str:

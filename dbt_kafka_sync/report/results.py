@@ -9,7 +9,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -82,8 +82,8 @@ def sync_result(outcome: SyncOutcome) -> dict[str, Any]:
         "sync": outcome.sync,
         "topic": outcome.topic,
         "status": outcome.result_status,
-        "counts": change_counts(outcome),
-        "messages": message_counts(outcome),
+        "counts": asdict(outcome.counts),
+        "messages": outcome.message_counts(),
         "timing": {
             "started_at": _timestamp(outcome.started_at) if outcome.started_at else None,
             "elapsed_time": None if outcome.seconds is None else round(outcome.seconds, 3),
@@ -95,22 +95,6 @@ def sync_result(outcome: SyncOutcome) -> dict[str, Any]:
         ],
         "failed_rows_truncated": len(shown) < outcome.failed + outcome.rejected,
         "notes": list(outcome.notes),
-    }
-
-
-def change_counts(outcome: SyncOutcome) -> dict[str, int]:
-    """The rows found added, changed and removed."""
-    counts = outcome.counts
-    return {"added": counts.added, "changed": counts.changed, "removed": counts.removed}
-
-
-def message_counts(outcome: SyncOutcome) -> dict[str, int]:
-    """The messages published, delivered and failed, and the rows rejected."""
-    return {
-        "published": outcome.published,
-        "delivered": outcome.delivered,
-        "failed": outcome.failed,
-        "rejected": outcome.rejected,
     }
 
 

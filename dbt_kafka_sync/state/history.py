@@ -74,6 +74,15 @@ class SyncOutcome:
         """The status, or `skipped` for a sync that sent nothing on purpose."""
         return "skipped" if self.nothing_sent and self.status == "success" else self.status
 
+    def message_counts(self) -> dict[str, int]:
+        """The messages published, delivered and failed, and the rows rejected."""
+        return {
+            "published": self.published,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "rejected": self.rejected,
+        }
+
     def recorded_failures(self) -> list[FailedRow]:
         """The failed rows the history keeps: failed messages, then rejected rows."""
         rejected = [

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from dbt_kafka_sync.errors import ConfigError, WarehouseError, quote_list
+from dbt_kafka_sync.errors import ConfigError, WarehouseError, masked, quote_list
 from dbt_kafka_sync.sources.base import SourceColumn, Warehouse
 from dbt_kafka_sync.sources.postgres.columns import (
     CATALOG_COLUMNS,
@@ -353,11 +353,9 @@ class PostgresSource:
 
     def _masked(self, exc: Exception) -> str:
         """The driver's message on one line, with the password cut out wherever it appears."""
-        text = " ".join(str(exc).split())
         password = self.settings.password
-        for secret in {password, quote(password, safe="")} if password else set():
-            text = text.replace(secret, "**********")
-        return text
+        secrets = [password, quote(password, safe="")] if password else []
+        return masked(" ".join(str(exc).split()), secrets)
 
 
 def _role_name(role: str) -> str:
