@@ -24,28 +24,34 @@ RUN_START = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
 CONTEXT = {"model": "customers", "run": {"id": "run-1", "started_at": "2024-05-06T07:08:09Z"}}
 COLUMNS = """
   id BIGINT, s VARCHAR, t VARCHAR, n INTEGER, big HUGEINT, d DECIMAL(12,2), f DOUBLE,
-  b BOOLEAN, day DATE, ts TIMESTAMP, tags VARCHAR[], nums INTEGER[], j JSON
+  b BOOLEAN, day DATE, ts TIMESTAMP, tags VARCHAR[], nums INTEGER[], j JSON, r REAL
 """
 ROWS = r"""
   (1, 'Ann "A" \ back', 'x', 5, 170141183460469231731687303715884105727, 12.50, 0.1, true,
    DATE '2024-02-29', TIMESTAMP '2024-01-02 03:04:05.25', ['a', 'b"', NULL], [1, 2, 3],
-   '{"k": 1}', 'added', NULL),
+   '{"k": 1}', 0.1, 'added', NULL),
   (2, 'line' || chr(10) || 'tab' || chr(9) || chr(1) || chr(127) || chr(8232) || ' é😀',
    'x', -7, -1, -0.50, 1e20, false, DATE '0999-12-31', TIMESTAMP '0999-01-02 03:04:05',
-   [], [], NULL, 'changed',
+   [], [], NULL, 1.5, 'changed',
    {'id': 2, 's': 'old', 't': NULL, 'n': 3, 'big': NULL, 'd': 1.00, 'f': NULL, 'b': NULL,
-    'day': NULL, 'ts': NULL, 'tags': ['z'], 'nums': NULL, 'j': NULL}),
-  (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'removed', NULL),
+    'day': NULL, 'ts': NULL, 'tags': ['z'], 'nums': NULL, 'j': NULL, 'r': NULL}),
+  (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'removed',
+   NULL),
   (4, '', '', 0, 0, 0.00, 0, NULL, DATE '2024-01-01', TIMESTAMP '2024-12-31 23:59:59',
-   ['', ' '], [0], 'null', 'added', NULL),
+   ['', ' '], [0], 'null', NULL, 'added', NULL),
   (5, '  ' || chr(12) || chr(160), 'x', 2147483647, 9, 99.99, -0.0, true,
-   DATE '1970-01-01', TIMESTAMP '1970-01-01 00:00:00', ['one'], [NULL, 4], '[]', 'changed',
+   DATE '1970-01-01', TIMESTAMP '1970-01-01 00:00:00', ['one'], [NULL, 4], '[]', NULL,
+   'changed',
    {'id': 5, 's': NULL, 't': 'x', 'n': NULL, 'big': 1, 'd': NULL, 'f': 2.5, 'b': true,
-    'day': NULL, 'ts': NULL, 'tags': NULL, 'nums': [], 'j': NULL}),
-  (6, 'Straße ΑΣ', 'ß', 1, 1, 1.00, 2.5, false, DATE '2000-01-01',
-   TIMESTAMP '2000-01-01 12:00:00.000001', ['Σ'], [5], '1', 'added', NULL)
+    'day': NULL, 'ts': NULL, 'tags': NULL, 'nums': [], 'j': NULL, 'r': NULL}),
+  (6, 'Straße ΑΣ', 'ß', 1, 1, 1.00, 1e-5, false, DATE '2000-01-01',
+   TIMESTAMP '2000-01-01 12:00:00.000001', ['Σ'], [5], '1', NULL, 'added', NULL),
+  (7, 'plain', 'x', 8, 8, 8.00, 'NaN', true, DATE '2000-01-01', TIMESTAMP '2000-01-01 12:00:00',
+   ['a'], [1], '2', NULL, 'added', NULL),
+  (8, 'plain', 'x', 8, 8, 8.00, 123456789.125, true, DATE '2000-01-01',
+   TIMESTAMP '2000-01-01 12:00:00', ['a'], [1], '2', NULL, 'added', NULL)
 """
-NAMES = ["id", "s", "t", "n", "big", "d", "f", "b", "day", "ts", "tags", "nums", "j"]
+NAMES = ["id", "s", "t", "n", "big", "d", "f", "b", "day", "ts", "tags", "nums", "j", "r"]
 
 
 def parse(source: str) -> MessageTemplate:
@@ -137,10 +143,11 @@ def flags(*conditions: str) -> str:
 CASES = {
     "hightouch": HIGHTOUCH,
     "json filter on every type": "{"
-    + ", ".join(f'"{n}": {{{{ row.{n} | json }}}}' for n in NAMES if n not in ("f", "j"))
+    + ", ".join(f'"{n}": {{{{ row.{n} | json }}}}' for n in NAMES if n not in ("j", "r"))
     + "}",
-    "bare values in strings": '["{{ row.s }}", "{{ row.n }}", "{{ row.big }}", "{{ row.d }}",'
-    ' "{{ row.b }}", "{{ row.day }}", "{{ row.ts }}", "{{ row.tags }}", "{{ row.id }}"]',
+    "bare values in strings": '["{{ row.s }}", "{{ row.f }}", "{{ row.n }}", "{{ row.big }}",'
+    ' "{{ row.d }}", "{{ row.b }}", "{{ row.day }}", "{{ row.ts }}", "{{ row.tags }}",'
+    ' "{{ row.id }}"]',
     "constants": '{"m": "{{ model }}", "r": {{ run.id | json }}, "s": "{{ run.started_at }}",'
     ' "now": "{{ \'now\' | date: \'%Y-%m-%d %H:%M:%S\' }}", "up": "{{ model | upcase }}",'
     ' "e": {{ event | json }}, "ev": "{{ event }}"}',
@@ -250,12 +257,12 @@ def test_the_benchmark_template_is_built_by_duckdb_for_plain_rows(
     # Liquid renders only rows with text beyond ASCII under a case filter, or a date
     # it fails on or writes differently.
     built = [from_sql is not None for from_sql, _ in rows]
-    assert built == [True, False, False, True, True, False]
+    assert built == [True, False, False, True, True, False, True, True]
 
 
 REFUSED = {
     "the `truncate` filter": '"{{ row.s | truncate: 3 }}"',
-    "a bare `row.f` on a DOUBLE column: Python's float text differs": '"{{ row.f }}"',
+    "`row.r | json` on a FLOAT column": '{"v": {{ row.r | json }}}',
     "`row.f | upcase` on a DOUBLE column": '"{{ row.f | upcase }}"',
     "`row.d | upcase` on a DECIMAL(12,2) column": '"{{ row.d | upcase }}"',
     "`raw_json` filter": '{"v": {{ row.s | raw_json }}}',
@@ -275,7 +282,6 @@ REFUSED = {
     "`forloop.parentloop`": '"{% for x in row.tags %}{{ forloop.parentloop }}{% endfor %}"',
     "`when` with several values that are not distinct literals": '"{% case row.n %}{% when 1, 1 %}'
     'x{% endcase %}"',
-    "`row.f | json` on a DOUBLE column": '{"v": {{ row.f | json }}}',
     "`row.j | json` on a JSON column": '{"v": {{ row.j | json }}}',
     "the `tablerow`": None,
     "`row.big | plus` on integers that may overflow": "{{ row.big | plus: 1 }}",
@@ -320,7 +326,16 @@ def test_liquid_renders_only_the_rows_duckdb_hands_it(
     ]
     rows = [row for batch in batches for row in batch.column("template_row").to_pylist()]
     liquid = [template.render({**CONTEXT, "row": row, "event": "added"})[0] for row in rows]
-    assert [row is not None for row in rows] == [False, True, False, False, True, True]
+    assert [row is not None for row in rows] == [
+        False,
+        True,
+        False,
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
     assert values == [
         '{"id": 1, "up": "ANN \\"A\\" \\\\ BACK"}',
         liquid[1],
@@ -328,6 +343,8 @@ def test_liquid_renders_only_the_rows_duckdb_hands_it(
         '{"id": 4, "up": ""}',
         liquid[4],
         liquid[5],
+        '{"id": 7, "up": "PLAIN"}',
+        '{"id": 8, "up": "PLAIN"}',
     ]
     assert liquid[5] == '{"id": 6, "up": "STRASSE ΑΣ"}'
 
@@ -341,4 +358,4 @@ def test_values_liquid_never_reads_hand_no_row_to_liquid(
         "COALESCE(\"__dks_event\" IS NOT DISTINCT FROM 'changed', false)"
         ' AND (("__dks_previous" IS NULL))'
     )
-    assert assert_same(connection, source) == 6
+    assert assert_same(connection, source) == 8

@@ -15,6 +15,7 @@ from dbt_kafka_sync.messages.template_compiler.values import (
     BOOL,
     DATE,
     DECIMAL,
+    FLOAT,
     INT,
     JSON,
     LIST,
@@ -26,6 +27,7 @@ from dbt_kafka_sync.messages.template_compiler.values import (
     Value,
     constant,
     filter_text_sql,
+    float_differs,
     json_sql,
 )
 from dbt_kafka_sync.sql import quote_literal
@@ -294,6 +296,8 @@ def _json(
     value: Value, args: list[Value], kwargs: Any, needs_liquid: NeedsLiquid, label: str
 ) -> Value:
     _arity("json", args, 0)
+    if value.kind == FLOAT:
+        needs_liquid(float_differs(value, as_json=True))
     return Value(json_sql(value), JSON, label)
 
 

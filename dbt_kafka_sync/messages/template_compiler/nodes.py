@@ -39,6 +39,7 @@ from dbt_kafka_sync.messages.template_compiler.values import (
     BLANK,
     BOOL,
     EMPTY,
+    FLOAT,
     INT,
     JSON,
     LIST,
@@ -50,6 +51,7 @@ from dbt_kafka_sync.messages.template_compiler.values import (
     column_value,
     constant,
     escaped_sql,
+    float_differs,
     row_column,
     text_sql,
 )
@@ -167,6 +169,8 @@ class NodeCompiler:
             self.needs_liquid(value.undefined)  # Liquid fails on writing an undefined value
         if value.constant:
             return Text(output_text(value.python))
+        if value.kind == FLOAT:
+            self.needs_liquid(float_differs(value, as_json=False))
         if value.kind == JSON:
             return Hole(value.sql, JSON_PROBES)
         if value.never_nil and value.kind in (INT, BOOL):
