@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from dbt_kafka_sync.config.sync import MessageConfig, SyncConfig
+from dbt_kafka_sync.job import message_fingerprint
 from dbt_kafka_sync.messages import batch as batch_columns
 from dbt_kafka_sync.messages.columns import ChangeTable, message_columns, select_messages
 from dbt_kafka_sync.messages.template_compiler import CompiledTemplate, compile_template
@@ -30,7 +31,7 @@ ROWS = r"""
   (1, 'Ann "A" \ back', 'x', 5, 170141183460469231731687303715884105727, 12.50, 0.1, true,
    DATE '2024-02-29', TIMESTAMP '2024-01-02 03:04:05.25', ['a', 'b"', NULL], [1, 2, 3],
    '{"k": 1}', 0.1, 'added', NULL),
-  (2, 'line' || chr(10) || 'tab' || chr(9) || chr(1) || chr(127) || chr(8232) || ' é😀',
+  (2, 'line' || chr(10) || 'tab' || chr(9) || chr(1) || chr(27) || chr(127) || chr(8232) || ' é😀',
    'x', -7, -1, -0.50, 1e20, false, DATE '0999-12-31', TIMESTAMP '0999-01-02 03:04:05',
    [], [], NULL, 1.5, 'changed',
    {'id': 2, 's': 'old', 't': NULL, 'n': 3, 'big': NULL, 'd': 1.00, 'f': NULL, 'b': NULL,
@@ -207,6 +208,11 @@ CASES = {
         ' "e": "{% for x in row.nums reversed %}{{ x }};{% endfor %}",'
         ' "f": "{% for x in row.nums offset: 5 %}{{ x }}{% else %}empty{% endfor %}"}'
     ),
+    "forloop conditions decide the JSON check": (
+        '[{% for t in row.tags %}{% if forloop.first and forloop.last %}"1"'
+        '{% elsif forloop.first or forloop.index0 == 0 %}"1",{% elsif forloop.last %}"2"'
+        '{% else %}"3",{% endif %}{% endfor %}]'
+    ),
     "nested loops": '"{% for x in row.tags %}{% for y in row.nums %}{{ x }}{{ y }}'
     '{{ forloop.index }},{% endfor %}|{% endfor %}"',
     "blank blocks write nothing": '{"v": 1{% if row.b %}  {% endif %}'
@@ -359,3 +365,19 @@ def test_values_liquid_never_reads_hand_no_row_to_liquid(
         ' AND (("__dks_previous" IS NULL))'
     )
     assert assert_same(connection, source) == 8
+
+
+def test_who_builds_the_messages_does_not_change_the_sync_fingerprint() -> None:
+    source = '{"id": {{ row.id | json }}}'
+    compiled_sync = SyncConfig(
+        primary_key=["id"], topic="t", message=MessageConfig(template=source)
+    )
+    rendered_sync = SyncConfig(
+        primary_key=["id"], topic="t", message=MessageConfig(template=source, compile=False)
+    )
+
+    assert rendered_sync.message is not None and not rendered_sync.message.compile
+    template = parse(source)
+    assert message_fingerprint(compiled_sync, template) == message_fingerprint(
+        rendered_sync, template
+    )
