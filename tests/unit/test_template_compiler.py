@@ -381,3 +381,15 @@ def test_who_builds_the_messages_does_not_change_the_sync_fingerprint() -> None:
     assert message_fingerprint(compiled_sync, template) == message_fingerprint(
         rendered_sync, template
     )
+
+
+def test_dates_python_cannot_hold_go_to_liquid() -> None:
+    connection = duckdb.connect()
+    connection.execute(
+        "CREATE TABLE changes AS SELECT * FROM (VALUES (TIMESTAMP '2024-01-01'),"
+        " ('infinity'::TIMESTAMP), (TIMESTAMP '0044-03-15 (BC)'), (NULL)) AS t (ts)"
+    )
+    built = compile_template(parse('{"at": {{ row.ts | json }}}'), {"ts": "TIMESTAMP"}, CONTEXT)
+
+    flags = connection.execute(f"SELECT {built.liquid_rows} FROM changes").fetchall()
+    assert [flag for (flag,) in flags] == [False, True, True, False]

@@ -5,10 +5,6 @@ Liquid environment renders it (byte for byte), or the reason Liquid must render 
 whole template. A few rows may still need Liquid (text beyond ASCII under `upcase`, a
 nil date under `date`...): `liquid_rows` is SQL true for them, and the job hands just
 those rows to Liquid. See the README's "Templates DuckDB builds" for what compiles.
-
-One difference remains, in DuckDB's favour: a date or timestamp Python cannot hold
-('infinity', BC dates, years after 9999) is written as DuckDB's text for it, as the
-columns mode does, where Liquid fails the row.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from dbt_kafka_sync.sql import quote_literal
 NeedsLiquid = Callable[[str], None]
 # strftime directives DuckDB writes as Python does (English names, zero padding).
 DATE_DIRECTIVES = set("YmdHMSyjaAbBpI%")
-_NOT_ASCII = "NOT regexp_full_match({text}, '[\\x00-\\x7f]*')"
+_NOT_ASCII = "strlen({text}) <> length({text})"  # more bytes than characters
 _INT_LIMIT = 2**120  # integer arithmetic runs in HUGEINT: it must not overflow
 
 
@@ -288,7 +288,7 @@ def _date(
     if value.kind not in (DATE, TIMESTAMP) or value.constant:
         raise Refused(f"`date` on {value.describe()}")
     # Liquid fails on nil; Python writes years before 1000 without zero padding.
-    needs_liquid(f"({value.sql} IS NULL OR year({value.sql}) < 1000)")
+    needs_liquid(f"COALESCE(year({value.sql}) < 1000, true)")
     return _str(f"strftime({value.sql}, {quote_literal(layout)})", label)
 
 

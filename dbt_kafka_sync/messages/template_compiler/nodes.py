@@ -38,6 +38,7 @@ from dbt_kafka_sync.messages.template_compiler.filters import apply as apply_fil
 from dbt_kafka_sync.messages.template_compiler.values import (
     BLANK,
     BOOL,
+    DATE,
     EMPTY,
     FLOAT,
     INT,
@@ -46,6 +47,8 @@ from dbt_kafka_sync.messages.template_compiler.values import (
     NIL,
     OTHER,
     STR,
+    TIMESTAMP,
+    TIMESTAMPTZ,
     Refused,
     Value,
     column_value,
@@ -252,6 +255,7 @@ class NodeCompiler:
         self.loops.append(_Loop(name, item, turn, sliced, depth))
         self.scopes.append(_Scope())
         try:
+            self.held(item)
             body = self.block(node.block)
         finally:
             self.loops.pop()
@@ -379,10 +383,22 @@ class NodeCompiler:
             return Value(self.columns.event, STR, "event")
         if head == "row" and len(rest) == 1 and rest[0] in self.columns.types:
             name = str(rest[0])
-            return row_column(name, self.columns.types[name], f"row.{name}")
+            return self.held(row_column(name, self.columns.types[name], f"row.{name}"))
         if head == "previous":
-            return self._previous(rest)
+            return self.held(self._previous(rest))
         raise Refused(f"the variable `{path}`")
+
+    def held(self, value: Value) -> Value:
+        """A value read from a row, whose row goes to Liquid when Python cannot hold it.
+
+        Python has no 'infinity' date, nor years before 1 or after 9999: Liquid fails
+        such a row, where DuckDB would write it.
+        """
+        if value.kind in (DATE, TIMESTAMP, TIMESTAMPTZ):
+            self.needs_liquid(
+                f"NOT COALESCE(year({value.sql}) BETWEEN 1 AND 9999, {value.sql} IS NULL)"
+            )
+        return value
 
     def _previous(self, rest: list[Any]) -> Value:
         """`previous.x`: the old value of a changed row; undefined for other rows."""
