@@ -146,6 +146,8 @@ CASES = {
     "json filter on every type": "{"
     + ", ".join(f'"{n}": {{{{ row.{n} | json }}}}' for n in NAMES if n not in ("j", "r"))
     + "}",
+    "json of text, and of json": "[{{ row.s | json }}, {{ row.s | json | json }}]",
+    "previous in conditions": flags("previous.n == nil", 'previous.s != " "', "previous"),
     "bare values in strings": '["{{ row.s }}", "{{ row.f }}", "{{ row.n }}", "{{ row.big }}",'
     ' "{{ row.d }}", "{{ row.b }}", "{{ row.day }}", "{{ row.ts }}", "{{ row.tags }}",'
     ' "{{ row.id }}"]',
@@ -362,7 +364,7 @@ def test_values_liquid_never_reads_hand_no_row_to_liquid(
 
     assert compiled(connection, source).liquid_rows == (
         "COALESCE(\"__dks_event\" IS NOT DISTINCT FROM 'changed', false)"
-        ' AND (("__dks_previous" IS NULL))'
+        ' AND ("__dks_previous" IS NULL)'
     )
     assert assert_same(connection, source) == 8
 

@@ -48,8 +48,6 @@ def apply(
         raise Refused(f"the `{name}` filter")
     if kwargs and name != "default":
         raise Refused(f"keyword arguments of `{name}`")
-    if value.undefined is not None:
-        needs_liquid(value.undefined)  # Liquid fails on an undefined value, row by row
     label = f"{value.label} | {name}"
     result: Value = compile_filter(value, args, kwargs, needs_liquid, label)
     return result

@@ -9,7 +9,7 @@ template bind names (inside a block they would depend on the branch taken: refus
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync.messages.template_compiler.conditions import (
@@ -168,8 +168,6 @@ class NodeCompiler:
         if captured is not None:
             return captured
         value = self.value(expression)
-        if value.undefined is not None:
-            self.needs_liquid(value.undefined)  # Liquid fails on writing an undefined value
         if value.constant:
             return Text(output_text(value.python))
         if value.kind == FLOAT:
@@ -240,8 +238,6 @@ class NodeCompiler:
         if expression.cols is not None:
             raise Refused("`for` with cols")
         items = self.value(expression.iterable)
-        if items.undefined is not None:
-            self.needs_liquid(items.undefined)
         if items.kind != LIST:
             raise Refused(f"`for` over {items.describe()}")
         sliced = _sliced(
@@ -316,9 +312,6 @@ class NodeCompiler:
         }
         if type(expression) in comparisons:
             left, right = self.value(expression.left), self.value(expression.right)
-            for side in (left, right):
-                if side.undefined is not None:
-                    self.needs_liquid(side.undefined)  # Liquid fails ordering an undefined value
             return ordered(comparisons[type(expression)], left, right)
         if isinstance(expression, logical.EqExpression):
             return equal(self.value(expression.left), self.value(expression.right))
@@ -401,8 +394,11 @@ class NodeCompiler:
         return value
 
     def _previous(self, rest: list[Any]) -> Value:
-        """`previous.x`: the old value of a changed row; undefined for other rows."""
-        undefined = f"({self.columns.previous} IS NULL)"
+        """`previous.x`: the old value of a changed row.
+
+        For other rows `previous` is nil and Liquid fails wherever it reads `previous.x`:
+        those rows go to Liquid (only where the branch reading it is taken).
+        """
         if not rest:
             return Value(self.columns.previous, OTHER, "previous")  # only its truthiness
         name = str(rest[0])
@@ -410,7 +406,8 @@ class NodeCompiler:
             raise Refused(f"the variable `previous.{'.'.join(map(str, rest))}`")
         sql = f"struct_extract({self.columns.previous}, {quote_literal(name)})"
         value = column_value(sql, self.columns.types[name], f"previous.{name}")
-        return replace(value, undefined=undefined)
+        self.needs_liquid(f"{self.columns.previous} IS NULL")
+        return value
 
     def _constant(self, expression: Any) -> bool:
         """True when every variable the expression reads is the same for every row."""

@@ -56,8 +56,6 @@ class Value:
         column_type: the DuckDB type of a value read straight from a column.
         constant: True when `python` holds the value itself, the same for every row.
         python: the constant's Python value.
-        undefined: SQL true where the value is undefined (`previous.x` of a row that did
-            not change): Liquid fails on it where it writes it.
         probe: the value at a turn of the enclosing loops, for `forloop` values.
         never_nil: the value is never nil (a count, a sum): its text is never empty.
     """
@@ -69,7 +67,6 @@ class Value:
     column_type: str | None = None
     constant: bool = False
     python: Any = None
-    undefined: str | None = None
     probe: Callable[[dict[int, tuple[int, int]]], Any] | None = None
     never_nil: bool = False
 
@@ -204,8 +201,10 @@ def escaped_sql(text: str) -> str:
 
 def json_sql(value: Value) -> str:
     """SQL of the `json` filter's text for a value (never NULL)."""
-    if value.kind == JSON:
-        return value.sql
+    if value.kind in (STR, JSON):
+        # Escaped as json.dumps does (DuckDB's to_json writes \u001B for \u001b). JSON
+        # text is a string to the filter: `| json | json` quotes it.
+        return f"COALESCE('\"' || {escaped_sql(value.sql)} || '\"', 'null')"
     if value.column_type and is_exact_numeric(value.column_type):
         return (
             f"COALESCE(union_extract({value.sql}, {quote_literal(EXACT_NUMERIC_MEMBER)}), 'null')"
@@ -215,8 +214,6 @@ def json_sql(value: Value) -> str:
             return _text_or(value.sql, "null")  # every digit and the scale, as the filter does
         as_json = f"CAST(to_json({json_value(value.sql, value.column_type)}) AS VARCHAR)"
         return f"COALESCE({as_json}, 'null')"
-    if value.kind == STR:
-        return f"COALESCE('\"' || {escaped_sql(value.sql)} || '\"', 'null')"
     if value.kind in (INT, DECIMAL):
         return _text_or(value.sql, "null")
     if value.kind == BOOL:
