@@ -223,8 +223,6 @@ def _integer(value: Value, name: str) -> tuple[str, int]:
     """An integer input of a math filter (nil is 0) and a bound on its size."""
     if value.kind == INT:
         bound = abs(value.python) if value.constant else (value.python or 2**64)
-        if not value.constant and value.column_type and "HUGEINT" in value.column_type.upper():
-            bound = 2**127
         return f"COALESCE({value.sql}, 0)::HUGEINT", bound
     if value.kind == NIL:
         return "0::HUGEINT", 0

@@ -24,16 +24,18 @@ LIST, JSON, NIL, OTHER = "list", "JSON text", "nil", "other"
 EMPTY, BLANK = "empty", "blank"  # the `empty` and `blank` keywords of comparisons
 UNKNOWN = object()  # a probe's answer when the value depends on the row
 
-_INTEGERS = {"tinyint", "smallint", "integer", "bigint", "hugeint"}
+_INTEGERS = {"tinyint", "smallint", "integer", "bigint"}
 _INTEGERS |= {"utinyint", "usmallint", "uinteger", "ubigint"}
 # (Not FLOAT: Python sees the float32 widened, 0.10000000149011612 where DuckDB writes 0.1.)
 _KINDS = {"varchar": STR, "boolean": BOOL, "decimal": DECIMAL, "double": FLOAT}
+_KINDS |= {"hugeint": DECIMAL}  # Arrow hands it to Python as a Decimal (decimal128(38, 0))
 _KINDS |= {"date": DATE, "timestamp": TIMESTAMP, "timestamp_s": TIMESTAMP}
 _KINDS |= {"timestamp_ms": TIMESTAMP, "timestamp with time zone": TIMESTAMPTZ}
 # Types whose `json` the columns mode writes as the json filter does (checked by the tests).
 # (Not DOUBLE: Python writes 1e+20 where DuckDB writes 100000000000000000000.0.)
 _COLUMN_JSON = {"boolean", "decimal", "varchar", "uuid", "date", "timestamp"}
-_COLUMN_JSON |= {"timestamp_s", "timestamp_ms", "timestamp with time zone"} | _INTEGERS
+_COLUMN_JSON |= {"timestamp_s", "timestamp_ms", "timestamp with time zone", "hugeint"}
+_COLUMN_JSON |= _INTEGERS
 # Every character Python's str.isspace() accepts: what strip() removes and blank means.
 SPACES = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
 SPACE_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in SPACES) + "]"
