@@ -281,6 +281,12 @@ REFUSED = {
     "`<` between `row.b`": '{"v": {% if row.b < 1 %}1{% else %}0{% endif %}}',
     "`for` over `row.s`": '"{% for c in row.s %}{{ c }}{% endfor %}"',
     "`plus` on `row.d` on a DECIMAL(12,2) column (Decimal arithmetic)": "{{ row.d | plus: 1 }}",
+    "comparing `row.big` on a HUGEINT column with `row.d` on a DECIMAL(12,2) column": (
+        '{"v": {% if row.big < row.d %}1{% else %}0{% endif %}}'
+    ),
+    "comparing `row.d` on a DECIMAL(12,2) column with": (
+        '{"v": {% if row.d == 1000000000000000000000000000000000000 %}1{% else %}0{% endif %}}'
+    ),
     "`divided_by: 0`": "{{ row.n | divided_by: 0 }}",
     "`plus` with an argument that is not an integer literal": "{{ row.n | plus: 1.5 }}",
     "`date` with %f": '"{{ row.ts | date: "%f" }}"',

@@ -9,6 +9,7 @@ right to left).
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -142,10 +143,29 @@ def _comparable(value: Value) -> bool:
 
 
 def _check_decimals(left: Value, right: Value) -> None:
-    # A decimal against an integer literal, or two decimals: DuckDB compares them exactly.
-    for value in (left, right):
-        if value.kind == INT and not value.constant:
-            raise Refused(f"comparing {left.describe()} with {right.describe()}")
+    """Refuse a comparison with a decimal that DuckDB may not do exactly, or may fail.
+
+    DuckDB casts both sides to one DECIMAL(38, scale): two columns of the same type, or
+    a column and an integer literal that fits that type, compare exactly.
+    """
+    columns = [value for value in (left, right) if not value.constant]
+    literal = next((value for value in (left, right) if value.constant), None)
+    if len(columns) == 2:
+        if (left.column_type or "").upper() == (right.column_type or "-").upper():
+            return
+    elif literal is not None and columns and literal.kind == INT and columns[0].column_type:
+        scale = _scale(columns[0].column_type)
+        if scale is not None and abs(literal.python) < 10 ** (38 - scale):
+            return
+    raise Refused(f"comparing {left.describe()} with {right.describe()}")
+
+
+def _scale(column_type: str) -> int | None:
+    """The scale of a DECIMAL(width, scale) or HUGEINT column."""
+    if column_type.upper() == "HUGEINT":
+        return 0
+    found = re.fullmatch(r"DECIMAL\(\d+,\s*(\d+)\)", column_type.strip().upper())
+    return int(found.group(1)) if found else None
 
 
 def _is_empty(value: Value, blank: bool) -> Condition:

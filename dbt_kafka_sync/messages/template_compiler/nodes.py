@@ -44,7 +44,6 @@ from dbt_kafka_sync.messages.template_compiler.values import (
     INT,
     JSON,
     LIST,
-    NIL,
     OTHER,
     STR,
     TIMESTAMP,
@@ -526,6 +525,3 @@ def _forloop(loop: _Loop, attribute: str) -> Value:
         return python(index, count)
 
     return Value(sql, kind, f"forloop.{attribute}", probe=probe, python=2**64, never_nil=True)
-
-
-__all__ = ["NIL", "Columns", "NodeCompiler"]
