@@ -287,6 +287,9 @@ REFUSED = {
     "comparing `row.d` on a DECIMAL(12,2) column with": (
         '{"v": {% if row.d == 1000000000000000000000000000000000000 %}1{% else %}0{% endif %}}'
     ),
+    "comparing `row.n` on a INTEGER column with": (
+        '{"v": {% if row.n == 1000000000000000000000000000000000000000 %}1{% else %}0{% endif %}}'
+    ),
     "`divided_by: 0`": "{{ row.n | divided_by: 0 }}",
     "`plus` with an argument that is not an integer literal": "{{ row.n | plus: 1.5 }}",
     "`date` with %f": '"{{ row.ts | date: "%f" }}"',

@@ -118,7 +118,7 @@ def constant(python: Any, label: str) -> Value:
         return Value(quote_literal(python), JSON, label, constant=True, python=python)
     if isinstance(python, bool):
         return Value("true" if python else "false", BOOL, label, constant=True, python=python)
-    if isinstance(python, int):
+    if isinstance(python, int) and abs(python) < 2**126:  # beyond: no HUGEINT holds it
         return Value(f"{python}::HUGEINT", INT, label, constant=True, python=python)
     if isinstance(python, str):
         return Value(quote_literal(python), STR, label, constant=True, python=python)
