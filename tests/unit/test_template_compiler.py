@@ -287,7 +287,7 @@ REFUSED = {
     "comparing `row.d` on a DECIMAL(12,2) column with": (
         '{"v": {% if row.d == 1000000000000000000000000000000000000 %}1{% else %}0{% endif %}}'
     ),
-    "comparing `row.n` on a INTEGER column with": (
+    "comparing `row.n` on an INTEGER column with": (
         '{"v": {% if row.n == 1000000000000000000000000000000000000000 %}1{% else %}0{% endif %}}'
     ),
     "`divided_by: 0`": "{{ row.n | divided_by: 0 }}",

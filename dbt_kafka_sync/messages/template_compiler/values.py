@@ -85,8 +85,8 @@ class Value:
     def describe(self) -> str:
         """`row.score` on a DOUBLE column, for refusals."""
         if self.column_type:
-            return f"`{self.label}` on a {self.column_type.upper()} column"
-        return f"`{self.label}` (a {self.kind})"
+            return f"`{self.label}` on {_a(self.column_type.upper())} column"
+        return f"`{self.label}` ({_a(self.kind)})"
 
 
 def column_value(sql: str, column_type: str, label: str) -> Value:
@@ -171,7 +171,7 @@ def filter_text_sql(value: Value, name: str) -> str:
         return _text_or(value.sql, "")
     if value.kind == NIL:
         return "''"
-    raise Refused(f"`{value.label} | {name}` on a {_type_name(value)}")
+    raise Refused(f"`{value.label} | {name}` on {_a(_type_name(value))}")
 
 
 def _text_or(sql: str, nil: str) -> str:
@@ -182,6 +182,10 @@ def _text_or(sql: str, nil: str) -> str:
 def _bool_text(sql: str, true: str, false: str, nil: str) -> str:
     words = (quote_literal(word) for word in (true, false, nil))
     return "CASE WHEN {0} THEN {1} WHEN NOT {0} THEN {2} ELSE {3} END".format(sql, *words)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'AEIOUaeiou' else 'a'} {noun}"
 
 
 def _type_name(value: Value) -> str:
@@ -228,7 +232,7 @@ def json_sql(value: Value) -> str:
         item = replace(value, sql="__dks_json", kind=value.item, column_type=None)
         items = f"list_transform({value.sql}, lambda __dks_json: {json_sql(item)})"
         return f"COALESCE('[' || array_to_string({items}, ',') || ']', 'null')"
-    raise Refused(f"`{value.label} | json` on a {_type_name(value)}")
+    raise Refused(f"`{value.label} | json` on {_a(_type_name(value))}")
 
 
 def _column_json_type(column_type: str) -> bool:
