@@ -38,7 +38,7 @@ CHANGE_STEP = 30  # 10% of rows change: one in 30 each updated, deleted and adde
 
 # Liquid template giving the same JSON document as the columns mode; DuckDB builds it.
 TEMPLATE = "{" + ", ".join(f'"{c}": {{{{ row.{c} | json }}}}' for c in COLUMNS) + "}"
-# The same document from a template with a tag, which only Liquid can render.
+# The same document from a template with a tag, rendered by Liquid (`compile: false`).
 LIQUID_TEMPLATE = TEMPLATE.replace(
     "{{ row.active | json }}", "{% if row.active %}true{% else %}false{% endif %}"
 )
@@ -138,7 +138,9 @@ MODELS = {
     "columns_list": BenchModel("customers_columns", TABLE, {"columns": list(COLUMNS)}),
     "column": BenchModel("customers_json", PAYLOAD_TABLE, {"column": PAYLOAD_COLUMN}),
     "template": BenchModel("customers_template", TABLE, {"template": TEMPLATE}),
-    "liquid": BenchModel("customers_liquid", TABLE, {"template": LIQUID_TEMPLATE}),
+    "liquid": BenchModel(
+        "customers_liquid", TABLE, {"template": LIQUID_TEMPLATE, "compile": False}
+    ),
     "exactly_once": BenchModel("customers_exactly_once", TABLE, delivery="exactly_once"),
     "cprofile": BenchModel("customers_cprofiled", TABLE),
     "py-spy": BenchModel("customers_spied", TABLE),

@@ -25,7 +25,7 @@ with the same partition count and each in its own child process:
   tool-template      backfill of a fresh sync with an inline template of `{{ row.x | json }}`
                      values only, which DuckDB builds
   tool-liquid        the same document from a template with an `if` tag, which Liquid
-                     renders row by row
+                     renders row by row (`compile: false`)
   profile            the tool's backfill under cProfile, then under py-spy if installed
 
 Results go to benchmarks/results/: results.md, results.json, throughput.png, profile.md.

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from dbt_kafka_sync.messages.columns import (
     select_messages,
 )
 from dbt_kafka_sync.messages.recording import MessageRecorder
-from dbt_kafka_sync.messages.template_sql import template_sql
+from dbt_kafka_sync.messages.template_compiler import compile_template
 from dbt_kafka_sync.sql import arrow_batches, events_list
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.history import MAX_RECORDED_ROWS, FailedRow, Sample, SyncOutcome
@@ -146,6 +146,8 @@ def message_fingerprint(sync: SyncConfig, template: MessageTemplate | None) -> s
         }
     )
     shaping["template_source"] = template.source if template else None  # a file's content
+    if shaping["message"] is not None:  # whoever builds them, the messages are the same
+        shaping["message"].pop("compile", None)
     return fingerprint(shaping)
 
 
@@ -273,10 +275,8 @@ class SyncJob:
         types = {column.name: column.duckdb_type for column in columns}
         diff = diff_input(model.name, sync, types, template)
         messages = message_columns(model.name, sync, diff.columns, template)
-        built = template_sql(template, diff.columns) if template is not None else None
-        if built is not None:
-            log.debug("%s (%s): DuckDB builds the template's messages", model.name, sync.name)
-            messages = replace(messages, value=built, template=None)
+        if template is not None:
+            messages = self._compiled(messages, template, diff.columns)
         read = [column for column in columns if column.name in diff.columns]
         with_previous = template is not None and template.reads_previous()
         full_refresh = self.context.full_refresh
@@ -285,6 +285,25 @@ class SyncJob:
             model, self.sync_id, diff, read, full_refresh, with_previous, skip_initial
         )
         return _Plan(request, messages, template)
+
+    def _compiled(
+        self, messages: MessageColumns, template: MessageTemplate, types: dict[str, str]
+    ) -> MessageColumns:
+        """Let DuckDB build the template's messages where it writes exactly what Liquid does."""
+        model, sync = self.model, self.sync
+        if sync.message is not None and not sync.message.compile:
+            reason: str | None = "message.compile is false"
+        else:
+            context = self.context.template_context(model)
+            compiled = compile_template(template, types, context)
+            reason = compiled.reason
+        if reason is not None:
+            log.debug("%s (%s): Liquid renders the template: %s", model.name, sync.name, reason)
+            self.outcome.template_builder = f"Liquid: {reason}"
+            return messages
+        log.debug("%s (%s): DuckDB builds the template's messages", model.name, sync.name)
+        self.outcome.template_builder = "DuckDB"
+        return compiled.messages(messages)
 
     def prepare(self) -> PreparedSync:
         """Validate the model against the config, then fill the temp table of changes."""

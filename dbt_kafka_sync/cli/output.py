@@ -88,6 +88,8 @@ def print_plan(report: RunReport) -> None:
             f" {result.published} to publish"
             + (f", {result.rejected} rejected (NULL primary key)" if result.rejected else "")
         )
+        if result.template_builder is not None:
+            click.echo(f"    template messages built by {result.template_builder}")
         for sample in result.samples:
             value = sample.value
             shown = (

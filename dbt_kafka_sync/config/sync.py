@@ -34,6 +34,11 @@ class MessageConfig(_Strict):
     columns: list[str] | dict[str, str] | None = Field(
         default=None, description="Columns sent as a JSON object: a list, or field <- column."
     )
+    compile: bool = Field(
+        default=True,
+        description="Let DuckDB build a template's messages where it writes exactly what"
+        " Liquid renders; false: Liquid renders every message (same messages, slower).",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_mode(self) -> MessageConfig:

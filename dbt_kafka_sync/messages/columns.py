@@ -46,6 +46,8 @@ class MessageColumns:
             decide; values that cannot be cast are NULL.
         headers: header name -> its value as text (NULL: the header is left out).
         template: the template rendering the value, if any.
+        template_rows: with a template and a value: SQL true for the rows the template
+            renders (the value builds the others); None: it renders every row.
     """
 
     key: str
@@ -56,6 +58,7 @@ class MessageColumns:
     partition: str
     headers: dict[str, str] = field(default_factory=dict)
     template: MessageTemplate | None = None
+    template_rows: str | None = None
 
 
 def json_value(expression: str, column_type: str) -> str:
@@ -289,9 +292,14 @@ def select_messages(
         fields = ", ".join(
             f"{quote_identifier(c)} := {quote_identifier(c)}" for c in stored_columns if c in read
         )
-        parts.append(f"struct_pack({fields}) AS {batch.TEMPLATE_ROW}")
-        if changes.previous:
-            parts.append(f"{changes.previous} AS {batch.TEMPLATE_PREVIOUS}")
+        rows = messages.template_rows
+        row, previous = f"struct_pack({fields})", changes.previous
+        if rows is not None:  # only the rows the template renders hand it their values
+            row = f"CASE WHEN {rows} THEN {row} END"
+            previous = previous and f"CASE WHEN {rows} THEN {previous} END"
+        parts.append(f"{row} AS {batch.TEMPLATE_ROW}")
+        if previous:
+            parts.append(f"{previous} AS {batch.TEMPLATE_PREVIOUS}")
     # No ORDER BY: the table is in seq order already (DuckDB keeps insertion order), and
     # sorting would hold every message back until all of them are built.
     return (

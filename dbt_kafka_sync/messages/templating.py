@@ -102,6 +102,20 @@ def _scalar_text(value: Any) -> str:
 UNSAFE_TAGS = ("echo", "liquid", "cycle", "include", "render", "tablerow")
 
 
+def output_text(value: object) -> str:
+    """What `{{ ... }}` writes for a value: JSON text as it is, anything else escaped."""
+    from liquid.stringify import to_liquid_string
+
+    if isinstance(value, JsonText):
+        return value
+    if isinstance(value, (Decimal, dt.datetime)):
+        text = format(value, "f") if isinstance(value, Decimal) else _scalar_text(value)
+    else:
+        text = to_liquid_string(value, autoescape=False)
+    # Escaped for a JSON string: harmless for numbers, safe between quotes.
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
 def _json_safe_tags() -> list[type]:
     """`{{ ... }}` escaping everything it writes, and `capture` keeping that escaping once.
 
@@ -109,19 +123,10 @@ def _json_safe_tags() -> list[type]:
     """
     from liquid.builtin.output import Output, OutputNode
     from liquid.builtin.tags.capture_tag import CaptureNode, CaptureTag
-    from liquid.stringify import to_liquid_string
 
     class JsonSafeOutputNode(OutputNode):
         def render_to_output(self, context: RenderContext, buffer: TextIO) -> int:
-            value = self.expression.evaluate(context)
-            if isinstance(value, JsonText):
-                return buffer.write(value)
-            if isinstance(value, (Decimal, dt.datetime)):
-                text = format(value, "f") if isinstance(value, Decimal) else _scalar_text(value)
-            else:
-                text = to_liquid_string(value, autoescape=False)
-            # Escaped for a JSON string: harmless for numbers, safe between quotes.
-            return buffer.write(json.dumps(text, ensure_ascii=False)[1:-1])
+            return buffer.write(output_text(self.expression.evaluate(context)))
 
     class JsonSafeOutput(Output):
         node_class: type[OutputNode] = JsonSafeOutputNode
@@ -322,16 +327,23 @@ class MessageTemplate:
 
         events = batch.column(message_batch.EVENT).to_pylist()
         errors = batch.column(message_batch.ROW_ERROR).to_pylist()
+        built = batch.column(message_batch.VALUE).to_pylist()  # by DuckDB: kept as they are
         try:
             rows = _python_rows(batch, message_batch.TEMPLATE_ROW)
             previous = _python_rows(batch, message_batch.TEMPLATE_PREVIOUS)
         except (ValueError, OverflowError, pa.ArrowException) as exc:
             # e.g. 'infinity'::TIMESTAMP has no Python value: these rows cannot be rendered.
             reason = f"cannot hand the row's values to the template: {exc}"
-            errors = [error or reason for error in errors]
+            errors = [
+                error or (None if done else reason)
+                for error, done in zip(errors, built, strict=True)
+            ]
             rows = previous = [None] * batch.num_rows
         values: list[str | None] = []
         for index, row in enumerate(rows):
+            if built[index] is not None:
+                values.append(built[index])
+                continue
             if errors[index] is not None or (tombstone and events[index] == "removed"):
                 values.append(None)
                 continue

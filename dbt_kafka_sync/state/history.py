@@ -51,6 +51,8 @@ class SyncOutcome:
     skipped: str | None = None  # why it was left out (its state kept as it was)
     unique_id: str = ""  # the model's; not kept in the history
     nothing_sent: str | None = None  # why nothing was sent on purpose (initial_sync: skip)
+    # A template sync: "DuckDB", or "Liquid: <why DuckDB cannot build its messages>".
+    template_builder: str | None = None
     started_at: datetime | None = None  # when the sync began, in this process only
     seconds: float | None = None  # how long it took, in this process only
     log: SentLog | None = None  # the debugger's records, written with the commit

@@ -1,4 +1,5 @@
--- Values that break naive JSON, synced four ways; the same rows on DuckDB and PostgreSQL.
+-- Values that break naive JSON, synced four ways (a template twice: built by DuckDB, and
+-- rendered by Liquid into the same topic); the same rows on DuckDB and PostgreSQL.
 -- The sync config lives in config(meta=...) here: dbt evaluates it as a dict, so a Liquid
 -- template inside a string literal is safe (in SQL comments and YAML, dbt would render
 -- Liquid's double braces itself).
@@ -14,6 +15,9 @@
     {'name': 'as_built_template', 'primary_key': 'id', 'key_column': 'id',
      'topic': var('kafka_topic_prefix', 'demo.') ~ 'tricky_built_template',
      'message': {'template': '{"id": {{ row.id | json }}, "text": {{ row.text | json }}, "amount": {{ row.amount | json }}, "at": {{ row.happened_at | json }}}'}},
+    {'name': 'as_rendered_template', 'primary_key': 'id', 'key_column': 'id',
+     'topic': var('kafka_topic_prefix', 'demo.') ~ 'tricky_built_template',
+     'message': {'compile': false, 'template': '{"id": {{ row.id | json }}, "text": {{ row.text | json }}, "amount": {{ row.amount | json }}, "at": {{ row.happened_at | json }}}'}},
 ]}) }}
 select * from (values
 {%- if target.type == 'postgres' %}

@@ -19,6 +19,7 @@ def values_by_key(kafka: Kafka, topic: str) -> dict[str | None, str | None]:
 @on_both_engines
 def test_each_mode_sends_exact_values_for_tricky_data(project: Project, kafka: Kafka) -> None:
     prefix = project.build(kafka)
+    plan = project.sync("plan", "--select", "tricky_values")
 
     result = project.sync("--select", "tricky_values", "--log-level", "debug")
 
@@ -62,6 +63,16 @@ def test_each_mode_sends_exact_values_for_tricky_data(project: Project, kafka: K
     # Only `{{ row.x | json }}` values: DuckDB builds the same documents Liquid would.
     assert "(as_built_template): DuckDB builds the template" in result.stderr
     assert "(as_template): DuckDB builds" not in result.stderr
+    assert (
+        "(as_rendered_template): Liquid renders the template: message.compile is false"
+        in result.stderr
+    )
+    assert "template messages built by DuckDB\n" in plan.stdout
+    assert "template messages built by Liquid: its text is not JSON for every row" in plan.stdout
+    # The same template, built by DuckDB and rendered by Liquid: the same bytes.
+    built_and_rendered = kafka.consume_all(prefix + "tricky_built_template")
+    assert len(built_and_rendered) == 8
+    assert len({(record.key, record.value) for record in built_and_rendered}) == 4
     assert values_by_key(kafka, prefix + "tricky_built_template") == {
         "1": '{"id": 1, "text": "say \\"hi\\"", "amount": 12345678901234567890.123456789,'
         ' "at": "2024-01-02T01:04:05Z"}',
