@@ -13,8 +13,8 @@ Two templates over the benchmark's table (plus a `tags VARCHAR[]` column):
 The message batches are shaped like the tool's message query (no Kafka, no diff, no
 state). Default: rows/s of MessageTemplate.render_batches, the templates interleaved;
 `--workers N ...` also through a RenderPool of N processes (pool start included).
-`--breakdown` times each
-part of the row-by-row path on its own; `--profile NAME` prints cProfile's top entries.
+`--breakdown` times each part of the row-by-row path on its own; `--profile NAME` prints
+cProfile's top entries.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import cProfile
 import datetime as dt
 import json
 import pstats
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -40,6 +41,11 @@ from dbt_kafka_sync.messages.templating import (
     TemplateLoader,
     load_strict_json,
 )
+
+try:  # absent before the quick check came
+    from dbt_kafka_sync.messages.templating import is_strict_json
+except ImportError:
+    is_strict_json = None  # type: ignore[assignment]
 
 HIGHTOUCH = """{
   "type": "customer_{{ event }}",
@@ -104,27 +110,44 @@ def render_all(template: MessageTemplate, batches: list[pa.RecordBatch], workers
 
 
 def throughput(rows: int, repeat: int, workers: list[int]) -> None:
-    """Rows/s of each template (and pool size), interleaved, `repeat` times."""
+    """Rows/s and CPU per row of each template (and pool size), interleaved, `repeat` times.
+
+    CPU counts the rendering processes too (they are waited for when the pool closes): on
+    a busy machine it says more than the wall clock about the work a row costs.
+    """
+    results: dict[tuple[str, int], list[tuple[float, float]]] = {}
     batches = message_batches(rows)
-    results: dict[tuple[str, int], list[float]] = {}
     for _ in range(repeat):
         for name in TEMPLATES:
             template = load(name)
             for count in [0, *workers]:
+                cpu = _cpu_seconds()
                 started = time.perf_counter()
                 done = render_all(template, batches, count)
-                results.setdefault((name, count), []).append(done / (time.perf_counter() - started))
-    print("| template | workers | rows/s (each run) | median |\n| --- | ---: | --- | ---: |")
-    for (name, count), rates in results.items():
-        each = ", ".join(f"{r:,.0f}" for r in rates)
-        print(f"| {name} | {count or 'in-process'} | {each} | {statistics.median(rates):,.0f} |")
+                wall = time.perf_counter() - started
+                used = _cpu_seconds() - cpu
+                results.setdefault((name, count), []).append((done / wall, used / done * 1e6))
+    print("| template | workers | rows/s (each run) | median | CPU µs/row (each run) |")
+    print("| --- | ---: | --- | ---: | --- |")
+    for (name, count), runs in results.items():
+        rates = ", ".join(f"{rate:,.0f}" for rate, _ in runs)
+        median = statistics.median(rate for rate, _ in runs)
+        cpu_text = ", ".join(f"{cpu:.0f}" for _, cpu in runs)
+        print(f"| {name} | {count or 'in-process'} | {rates} | {median:,.0f} | {cpu_text} |")
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _timed(label: str, rows: int, action: Callable[[], Any], table: list[str]) -> Any:
-    started = time.perf_counter()
+    """Run `action`; add its wall and CPU time to the table (CPU: steadier on a busy machine)."""
+    started, cpu = time.perf_counter(), time.process_time()
     result = action()
-    seconds = time.perf_counter() - started
-    table.append(f"| {label} | {seconds:.3f} | {seconds / rows * 1e6:.1f} |")
+    seconds, used = time.perf_counter() - started, time.process_time() - cpu
+    table.append(f"| {label} | {seconds / rows * 1e6:.1f} | {used / rows * 1e6:.1f} |")
     return result
 
 
@@ -138,7 +161,7 @@ def breakdown(rows: int) -> None:
 def _breakdown(template: MessageTemplate, batches: list[pa.RecordBatch], rows: int) -> list[str]:
     from dbt_kafka_sync.messages.templating import _python_rows
 
-    table = ["| part | s | µs/row |", "| --- | ---: | ---: |"]
+    table = ["| part | wall µs/row | CPU µs/row |", "| --- | ---: | ---: |"]
     pyrows = _timed(
         "Arrow -> Python rows (_python_rows)",
         rows,
@@ -158,8 +181,15 @@ def _breakdown(template: MessageTemplate, batches: list[pa.RecordBatch], rows: i
         lambda: [bound.render(**s) for s in scopes],
         table,
     )
+    if hasattr(template, "_render_text"):  # this version's render, without the JSON check
+        _timed(
+            "Liquid render (MessageTemplate._render_text)",
+            rows,
+            lambda: [template._render_text(s) for s in scopes],
+            table,
+        )
     _timed(
-        "Liquid render (MessageTemplate.render: render + JSON check)",
+        "Liquid render + JSON check (MessageTemplate.render)",
         rows,
         lambda: [template.render(s) for s in scopes],
         table,
@@ -167,6 +197,10 @@ def _breakdown(template: MessageTemplate, batches: list[pa.RecordBatch], rows: i
     _timed(
         "JSON check (load_strict_json)", rows, lambda: [load_strict_json(t) for t in texts], table
     )
+    if is_strict_json is not None:
+        _timed(
+            "JSON check (is_strict_json)", rows, lambda: [is_strict_json(t) for t in texts], table
+        )
     _timed("pa.array of values", rows, lambda: pa.array(texts, type=pa.string()), table)
     _timed(
         "whole render_batches",

@@ -116,7 +116,9 @@ def _read(payload: bytes) -> pa.RecordBatch:
 
 
 def default_workers() -> int:
-    """As many rendering processes as the machine has cores."""
+    """As many rendering processes as the run may use cores (its CPU affinity, on Linux)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
 
 
