@@ -562,6 +562,7 @@ class SyncJob:
             log.info("%s: rendering %d messages in %d processes", self.model.name, rows, workers)
             with RenderPool(renderer, rendering, tombstone, workers, self.model.name) as pool:
                 yield pool.render_batches(reader)
+                log.debug("%s: rows rendered by process id: %s", self.model.name, pool.rendered_by)
         finally:
             reader.close()
 
