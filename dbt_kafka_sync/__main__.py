@@ -2,4 +2,5 @@
 
 from dbt_kafka_sync.cli import main
 
-main()
+if __name__ == "__main__":  # not when a rendering process (spawn) imports it
+    main()

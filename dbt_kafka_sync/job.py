@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dbt_kafka_sync import faults
 from dbt_kafka_sync.changes.diff import CHANGES, EVENT, PREVIOUS
 from dbt_kafka_sync.changes.input import DiffInput
+from dbt_kafka_sync.config.kafka import DEFAULT_RENDER_WORKERS_FROM_ROWS
 from dbt_kafka_sync.errors import KafkaError, StateError
 from dbt_kafka_sync.kafka.delivery import Deliveries, trace_failures
 from dbt_kafka_sync.kafka.markers import Marker
@@ -29,6 +30,7 @@ from dbt_kafka_sync.messages.columns import (
     select_messages,
 )
 from dbt_kafka_sync.messages.recording import MessageRecorder
+from dbt_kafka_sync.messages.rendering import RenderPool
 from dbt_kafka_sync.messages.template_compiler import compile_template
 from dbt_kafka_sync.sql import arrow_batches, events_list
 from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
@@ -80,6 +82,9 @@ class JobContext:
     transactions: Callable[[str], SyncTransaction] | None = None
     # What the debugger records of each sync's messages; None records nothing (`plan`).
     debugger: DebuggerConfig | None = None
+    # Processes rendering Liquid templates, for syncs with at least that many messages.
+    render_workers: int = 1
+    render_workers_from_rows: int = DEFAULT_RENDER_WORKERS_FROM_ROWS
 
     def template_context(self, model: SyncedModel) -> dict[str, Any]:
         """What every message of a template sync sees besides its row."""
@@ -170,6 +175,8 @@ class PreparedSync:
     query: str
     template: MessageTemplate | None
     renderer: MessageTemplate | None  # the template when Liquid renders it, not DuckDB
+    # Liquid renders only the few rows DuckDB cannot write exactly: never worth processes.
+    renders_few_rows: bool = False
 
 
 class SyncJob:
@@ -327,7 +334,8 @@ class SyncJob:
         changes = ChangeTable(CHANGES, found.diff.seq, EVENT, PREVIOUS if with_previous else None)
         query = select_messages(messages, sync, events, list(diff.columns), changes)
         self._stage("read+diff", time.monotonic() - started)
-        return PreparedSync(request, found, events, query, template, messages.template)
+        few_rows = messages.template_rows is not None
+        return PreparedSync(request, found, events, query, template, messages.template, few_rows)
 
     def publish(self, prepared: PreparedSync, publisher: Publisher) -> Deliveries:
         """Send the prepared messages; find the rows of those that failed."""
@@ -340,7 +348,7 @@ class SyncJob:
         routing = Routing(partitions, list(self.sync.headers), self.sync.event_header)
         started = time.monotonic()
         with (
-            self._messages(prepared) as batches,
+            self._messages(prepared, rows=to_publish) as batches,
             Progress(f"{name} -> {destination}", to_publish) as progress,
         ):
             deliveries = publisher.publish(self._recording(prepared, batches), routing, progress)
@@ -524,7 +532,7 @@ class SyncJob:
             return
         failed = len(deliveries.failed_messages)
         log.info("%s: %d messages failed; finding their rows", self.model.name, failed)
-        with self._messages(prepared) as batches:
+        with self._messages(prepared, rows=self._count(prepared.events)) as batches:
             trace_failures(deliveries, batches)
 
     def _failed_rows(self, prepared: PreparedSync, failed: dict[int, str]) -> list[FailedRow]:
@@ -551,21 +559,36 @@ class SyncJob:
 
     @contextmanager
     def _messages(
-        self, prepared: PreparedSync, query: str = ""
+        self, prepared: PreparedSync, query: str = "", rows: int = 0
     ) -> Iterator[Iterator[pa.RecordBatch]]:
         """Stream the messages of the prepared query (or of `query`, built on it).
 
-        A template sync renders its values on the way. The result is closed at the end:
+        A template sync renders its values on the way: in rendering processes when it
+        has `rows` messages, at least render_workers_from_rows, and there are several
+        processes; the batches are the same either way. The result is closed at the end:
         DuckDB refuses other statements while one is open.
         """
         reader = arrow_batches(self.connection, query or prepared.query, BATCH_ROWS)
         try:
-            if prepared.renderer is None:
+            renderer, context = prepared.renderer, self.context
+            if renderer is None:
                 yield iter(reader)
-            else:
-                tombstone = self.sync.on_remove == "tombstone"
-                rendering = self.context.template_context(self.model)
-                yield prepared.renderer.render_batches(reader, rendering, tombstone)
+                return
+            tombstone = self.sync.on_remove == "tombstone"
+            rendering = context.template_context(self.model)
+            parallel = (
+                context.render_workers > 1
+                and rows >= context.render_workers_from_rows
+                and not prepared.renders_few_rows
+            )
+            if not parallel or renderer.spec() is None:
+                yield renderer.render_batches(reader, rendering, tombstone)
+                return
+            workers = context.render_workers
+            log.info("%s: rendering %d messages in %d processes", self.model.name, rows, workers)
+            with RenderPool(renderer, rendering, tombstone, workers, self.model.name) as pool:
+                yield pool.render_batches(reader)
+                log.debug("%s: rows rendered by process id: %s", self.model.name, pool.rendered_by)
         finally:
             reader.close()
 

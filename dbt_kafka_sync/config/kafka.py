@@ -106,6 +106,8 @@ MIN_MEMORY_BYTES = 64 * 10**6
 Delivery = Literal["at_least_once", "exactly_once"]
 DEFAULT_PROGRESS_TOPIC = "dbt_kafka_sync_progress"
 DEFAULT_TRANSACTIONAL_ID_PREFIX = "dbt-kafka-sync"
+# Below it, starting rendering processes costs more than they save.
+DEFAULT_RENDER_WORKERS_FROM_ROWS = 20_000
 
 STATE_SCHEMA_SUFFIX = "_kafka_sync"  # the default state schema: the dbt target's schema + this
 DEFAULT_LEASE_SECONDS = 120
@@ -166,6 +168,10 @@ class KafkaTarget(BaseModel):
     alerts: AlertsConfig | None = None  # where to tell about failed runs (config/alerts.py)
     # The message log, stage timings and send rate of each run (README: Debugger).
     debugger: DebuggerConfig = Field(default_factory=DebuggerConfig)
+    # Processes rendering Liquid templates (default: one per core; 1 = the run's own),
+    # for syncs with at least render_workers_from_rows messages to render.
+    render_workers: int | None = Field(default=None, ge=1)
+    render_workers_from_rows: int = Field(default=DEFAULT_RENDER_WORKERS_FROM_ROWS, ge=0)
 
     @field_validator("memory_limit")
     @classmethod

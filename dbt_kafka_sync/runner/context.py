@@ -18,6 +18,7 @@ from dbt_kafka_sync.dbt.run_results import NotBuilt, models_not_built
 from dbt_kafka_sync.dbt.selection import Selection, select_models
 from dbt_kafka_sync.job import JobContext
 from dbt_kafka_sync.kafka.transactions import SyncTransaction
+from dbt_kafka_sync.messages.rendering import default_workers
 from dbt_kafka_sync.messages.templating import TemplateLoader
 from dbt_kafka_sync.sources import open_source
 from dbt_kafka_sync.sources.base import Source
@@ -81,6 +82,8 @@ class RunContext:
             delivery=self.kafka.delivery,
             transactions=transactions,
             debugger=self.kafka.debugger if publisher is not None else None,
+            render_workers=self.kafka.render_workers or default_workers(),
+            render_workers_from_rows=self.kafka.render_workers_from_rows,
         )
 
 

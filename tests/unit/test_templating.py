@@ -8,11 +8,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from dbt_kafka_sync.errors import ConfigError
+from dbt_kafka_sync.messages import batch as message_batch
 from dbt_kafka_sync.messages.templating import (
     MessageTemplate,
+    _python_rows,
+    is_strict_json,
+    load_strict_json,
     load_template,
     make_environment,
     to_json,
@@ -211,3 +216,75 @@ def test_now_and_today_are_the_run_start_for_every_message() -> None:
     rendered = {bound.render(x=dt.datetime(1999, 1, 1)) for _ in range(3)}
 
     assert rendered == {"2024-05-06T07:08:09 06 1999"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1}',
+        " \n\t[1, 2.5e3, null, true]\r\n ",
+        '"\\ud800"',
+        "12345678901234567890123",
+        "{}x",
+        "",
+        "   ",
+        "\ufeff{}",
+        "{} {}",
+        '{"a": NaN}',
+        "-Infinity",
+        '{"a": 1,}',
+        "[1]\u00a0",
+        '"tab\there"',
+        "nul",
+        "{'a': 1}",
+    ],
+)
+def test_the_quick_json_check_agrees_with_the_strict_parser(text: str) -> None:
+    try:
+        load_strict_json(text)
+        accepted = True
+    except ValueError:
+        accepted = False
+    assert is_strict_json(text) == accepted
+
+
+def test_assigns_captures_and_counters_do_not_carry_over_between_rows() -> None:
+    counting = template('{"n": [{% increment n %}, {% increment n %}], "m": {% decrement m %}}')
+    assigning = template(
+        '{% if row.first %}{% assign a = "yes" %}{% capture c %}x{% endcapture %}{% endif %}'
+        '{"a": "{{ a }}"{% if row.first %}, "c": "{{ c }}"{% else %}, "c": "{{ c }}"{% endif %}}'
+    )
+    row = {"row": {"first": True}, "event": "added"}
+    later = {"row": {"first": False}, "event": "added"}
+
+    assert [counting.render(row) for _ in range(2)] == [('{"n": [0, 1], "m": -1}', None)] * 2
+    assert assigning.render(row) == ('{"a": "yes", "c": "x"}', None)
+    assert assigning.render(later) == (None, "template error: 'a' is undefined")
+
+
+def test_rows_are_the_dicts_the_struct_converts_to() -> None:
+    """Field by field conversion gives exactly what the struct's to_pylist gives."""
+    with duckdb.connect() as con:
+        table = con.sql(
+            f"""SELECT CASE WHEN i % 4 = 3 THEN NULL ELSE struct_pack(
+                    i := i, s := CASE WHEN i % 2 = 0 THEN 'x' || i END,
+                    d := (i / 7)::DECIMAL(12, 3),
+                    ts := TIMESTAMP '2024-01-01' + INTERVAL (i) SECOND,
+                    l := CASE WHEN i % 3 = 0 THEN NULL ELSE [i, NULL] END,
+                    m := MAP {{'k': i}}, inner_s := {{'a': i, 'b': [{{'c': 'z'}}]}},
+                    n := union_value(numeric := (i * 1.25)::VARCHAR)
+                ) END AS {message_batch.TEMPLATE_ROW}
+            FROM range(10) t(i)"""
+        ).to_arrow_table()
+    [whole] = table.to_batches()
+    for batch in (whole, whole.slice(3, 5)):
+        rows = _python_rows(batch, message_batch.TEMPLATE_ROW)
+        column = batch.column(message_batch.TEMPLATE_ROW)
+        expected = column.to_pylist(maps_as_pydicts="strict")
+        for row in expected:
+            if row is not None:
+                row["n"] = Decimal(row["n"])
+        assert rows == expected
+        assert [type(row["n"]) for row in rows if row] == [
+            Decimal
+        ] * column.is_valid().sum().as_py()
