@@ -5,7 +5,8 @@ Such a template gives the same document whether Liquid renders it row by row in 
 DuckDB concatenates its text with each column's JSON, and DuckDB does it many times
 faster. Anything else (tags, other filters or variables, text that puts a value inside a
 string, text that is not strict JSON) stays with Liquid, as do columns whose JSON the two
-would write differently (JSON, nested values, TIME, FLOAT, nanosecond timestamps...).
+would write differently (JSON, nested values, TIME, FLOAT, nanosecond timestamps,
+decimals without an integer digit...).
 
 One difference remains, in DuckDB's favour: a date or timestamp Python cannot hold
 ('infinity', BC dates, years after 9999) is written as DuckDB's text for it, as the
@@ -24,12 +25,19 @@ from dbt_kafka_sync.sql import quote_identifier, quote_literal
 if TYPE_CHECKING:
     from dbt_kafka_sync.messages.templating import MessageTemplate
 
-# DuckDB type ids whose JSON text means the same as the `json` filter's for every value.
+# DuckDB type ids whose JSON text is, byte for byte, the `json` filter's for every value.
 SQL_JSON_TYPES = {
     "boolean", "tinyint", "smallint", "integer", "bigint", "hugeint",
     "utinyint", "usmallint", "uinteger", "ubigint", "double", "decimal", "varchar",
     "uuid", "date", "timestamp", "timestamp_s", "timestamp_ms", "timestamp with time zone",
 }  # fmt: skip
+# Control characters DuckDB escapes with upper-case hex digits (\u001F), Python with
+# lower-case ones (\u001f).
+UPPER_HEX_ESCAPES = [f"\\u{code:04X}" for code in (0x0B, 0x0E, 0x0F, *range(0x1A, 0x20))]
+ESCAPED_BACKSLASH = "\\\\"
+# SQL of what stands for an escaped backslash while the escapes are lower-cased: JSON text
+# never holds a raw control character.
+BACKSLASH_STAND_IN = "chr(1)"
 # What a value position must accept: a JSON null, and a value that would end a string.
 PROBES = ("null", '{"probe": ["\\"", 1]}')
 
@@ -84,7 +92,12 @@ def _sql_json_type(column_type: str) -> bool:
     # its Decimal.
     if is_exact_numeric(column_type):
         return True
-    return column_type.upper() != "JSON" and parse_type(column_type).id in SQL_JSON_TYPES
+    kind = parse_type(column_type)
+    if kind.id == "decimal":
+        # DECIMAL(3,3) as text is '.5', which is not JSON; the filter writes 0.500.
+        sizes = dict(kind.children)
+        return bool(sizes["scale"] < sizes["precision"])
+    return column_type.upper() != "JSON" and kind.id in SQL_JSON_TYPES
 
 
 def _values_in_value_positions(parts: list[Part]) -> bool:
@@ -99,9 +112,26 @@ def _values_in_value_positions(parts: list[Part]) -> bool:
 
 
 def _column_json(column: str, column_type: str) -> str:
-    if parse_type(column_type).id == "decimal":
+    kind = parse_type(column_type).id
+    name = quote_identifier(column)
+    if kind == "decimal":
         # Every digit and the scale, as the json filter writes a Decimal.
-        text = f"CAST({quote_identifier(column)} AS VARCHAR)"
+        text = f"CAST({name} AS VARCHAR)"
+    elif kind == "double":
+        # A double's text is Python's repr (1e+16, 1e-05); to_json's is not (1e16,
+        # 0.00001). NaN and infinities are null, as the filter writes them.
+        text = f"CASE WHEN isfinite({name}) THEN CAST({name} AS VARCHAR) END"
     else:
         text = column_json(column, column_type)
+    if kind == "varchar":
+        text = _lower_case_escapes(text)
     return f"COALESCE({text}, 'null')"
+
+
+def _lower_case_escapes(json_text: str) -> str:
+    """A JSON string with Python's lower-case hex digits in the escapes of control characters."""
+    backslash = quote_literal(ESCAPED_BACKSLASH)
+    text = f"replace({json_text}, {backslash}, {BACKSLASH_STAND_IN})"
+    for escape in UPPER_HEX_ESCAPES:
+        text = f"replace({text}, {quote_literal(escape)}, {quote_literal(escape.lower())})"
+    return f"replace({text}, {BACKSLASH_STAND_IN}, {backslash})"
