@@ -140,12 +140,20 @@ def _decimal(value: Any) -> Any:
     return Decimal(str(value)) if isinstance(value, (int, float)) else value
 
 
-def _decimal_aware(original: Any, operation: Any) -> Any:
-    """Wrap a math filter: python-liquid treats Decimal (DuckDB DECIMAL, HUGEINT) as 0."""
+def _decimal_aware(name: str, original: Any, operation: Any) -> Any:
+    """Wrap a math filter: python-liquid treats Decimal (DuckDB DECIMAL, HUGEINT) as 0.
+
+    Decimal arithmetic that fails (a division by zero, rounding to 400 places) fails the
+    row, as the filter does for other numbers, instead of the whole sync.
+    """
+    from liquid.exceptions import FilterArgumentError
 
     def apply(left: Any, *args: Any) -> Any:
         if isinstance(left, Decimal) or any(isinstance(arg, Decimal) for arg in args):
-            return operation(_decimal(left), *(_decimal(arg) for arg in args))
+            try:
+                return operation(_decimal(left), *(_decimal(arg) for arg in args))
+            except ArithmeticError as exc:
+                raise FilterArgumentError(f"{name}: {type(exc).__name__}", token=None) from None
         return original(left, *args)
 
     return apply
@@ -192,7 +200,7 @@ def make_environment(now: dt.datetime | None = None) -> Environment:
     for name in UNSAFE_TAGS:
         environment.tags.pop(name, None)
     for name, operation in _DECIMAL_MATH.items():
-        environment.add_filter(name, _decimal_aware(environment.filters[name], operation))
+        environment.add_filter(name, _decimal_aware(name, environment.filters[name], operation))
     environment.add_filter("json", json_literal)
     environment.add_filter("raw_json", raw_json)
     run_start = now or dt.datetime.now(dt.timezone.utc)
