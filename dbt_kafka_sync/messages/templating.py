@@ -143,18 +143,19 @@ def _decimal(value: Any) -> Any:
 def _decimal_aware(name: str, original: Any, operation: Any) -> Any:
     """Wrap a math filter: python-liquid treats Decimal (DuckDB DECIMAL, HUGEINT) as 0.
 
-    Decimal arithmetic that fails (a division by zero, rounding to 400 places) fails the
-    row, as the filter does for other numbers, instead of the whole sync.
+    Arithmetic that fails (a Decimal divided by zero, rounding to 400 places, rounding
+    an infinite double, `false | times: 0.5`) fails the row, as the filter does for a
+    division of integers by zero, instead of the whole sync.
     """
     from liquid.exceptions import FilterArgumentError
 
     def apply(left: Any, *args: Any) -> Any:
-        if isinstance(left, Decimal) or any(isinstance(arg, Decimal) for arg in args):
-            try:
+        try:
+            if isinstance(left, Decimal) or any(isinstance(arg, Decimal) for arg in args):
                 return operation(_decimal(left), *(_decimal(arg) for arg in args))
-            except ArithmeticError as exc:
-                raise FilterArgumentError(f"{name}: {type(exc).__name__}", token=None) from None
-        return original(left, *args)
+            return original(left, *args)
+        except (ArithmeticError, ValueError) as exc:  # OverflowError, decimal's errors
+            raise FilterArgumentError(f"{name}: {type(exc).__name__}", token=None) from None
 
     return apply
 

@@ -201,10 +201,20 @@ def test_math_filters_keep_decimals_exact() -> None:
         ("{{ row.zero | divided_by: 0 | json }}", "divided_by: InvalidOperation"),
         ("{{ row.price | modulo: 0 | json }}", "modulo: InvalidOperation"),
         ("{{ row.price | round: 400 | json }}", "round: InvalidOperation"),
+        ("{{ row.huge | round | json }}", "round: OverflowError"),
+        ("{{ row.nan | round | json }}", "round: ValueError"),
+        ("{{ row.no | times: 0.5 | json }}", "times: InvalidOperation"),
     ],
 )
-def test_failing_decimal_math_fails_the_row_not_the_sync(source: str, error: str) -> None:
-    value, reason = render(source, {"price": Decimal("19.99"), "zero": Decimal("0.00")})
+def test_failing_math_fails_the_row_not_the_sync(source: str, error: str) -> None:
+    row = {
+        "price": Decimal("19.99"),
+        "zero": Decimal("0.00"),
+        "huge": float("inf"),
+        "nan": float("nan"),
+        "no": False,
+    }
+    value, reason = render(source, row)
     assert value is None and reason is not None and error in reason
 
 
