@@ -41,7 +41,9 @@ SPECIAL_STRINGS = (
 text_values = st.one_of(
     st.sampled_from(SPECIAL_STRINGS),
     st.lists(
-        st.sampled_from(SPECIAL_CHARACTERS) | st.characters(max_codepoint=0x1F) | st.characters(),
+        st.sampled_from(SPECIAL_CHARACTERS)
+        | st.characters(max_codepoint=0x1F)
+        | st.characters(codec="utf-8"),
         max_size=12,
     ).map("".join),
 )
