@@ -37,7 +37,24 @@ if TYPE_CHECKING:
 RUN_STARTED = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
 INPUT = "dks_test_input"  # the rows as generated, before they take the changes' shape
 
-Message = tuple[str | None, str | None]  # (value, row error): one of them is None
+
+@dataclass(frozen=True)
+class Message:
+    """One change's message as a sync would send it: a value, or why the row has none."""
+
+    value: str | None
+    error: str | None
+
+    def __str__(self) -> str:
+        if self.error is None:
+            return f"value {self.value!r}"
+        return f"row error {self.error!r} (value {self.value!r})"
+
+    def matches(self, compiled: Message) -> bool:
+        """Same bytes when this (Liquid's) is a message; no message either when it fails."""
+        if self.error is not None:
+            return compiled.value is None and compiled.error is not None
+        return compiled.error is None and compiled.value == self.value
 
 
 @dataclass(frozen=True)
@@ -173,7 +190,7 @@ def _messages(batches: Any) -> dict[int, Message]:
     found: dict[int, Message] = {}
     for record_batch in batches:
         for row in record_batch.select([batch.SEQ, batch.VALUE, batch.ROW_ERROR]).to_pylist():
-            found[row[batch.SEQ]] = (row[batch.VALUE], row[batch.ROW_ERROR])
+            found[row[batch.SEQ]] = Message(row[batch.VALUE], row[batch.ROW_ERROR])
     return found
 
 
@@ -184,28 +201,16 @@ def differences(case: Case, outcome: Outcome) -> list[str]:
     found = []
     for seq, change in enumerate(case.changes, start=1):
         liquid, sql = outcome.liquid[seq], outcome.sql[seq]
-        if _same(liquid, sql):
+        if liquid.matches(sql):
             continue
         found.append(
             f"change {seq} ({change.event}):\n"
             f"  row:       {change.row!r}\n"
             f"  previous:  {change.previous!r}\n"
-            f"  liquid:    {_shown(liquid)}\n"
-            f"  compiled:  {_shown(sql)}"
+            f"  liquid:    {liquid}\n"
+            f"  compiled:  {sql}"
         )
     return found
-
-
-def _same(liquid: Message, sql: Message) -> bool:
-    """Same bytes when Liquid renders a message; no message either when Liquid fails the row."""
-    if liquid[1] is not None:
-        return sql[0] is None and sql[1] is not None
-    return sql[1] is None and sql[0] == liquid[0]
-
-
-def _shown(message: Message) -> str:
-    value, error = message
-    return f"value {value!r}" if error is None else f"row error {error!r} (value {value!r})"
 
 
 def assert_same_messages(case: Case, outcome: Outcome) -> None:

@@ -43,7 +43,7 @@ def check(case: Case) -> bool:
         record("template does not parse")
         return False
     outcome = render_both(case, template)
-    errors = sum(error is not None for _, error in outcome.liquid.values())
+    errors = sum(message.error is not None for message in outcome.liquid.values())
     record(f"liquid: {'some rows fail' if errors else 'every row renders'}")
     if outcome.sql is None:
         reason = outcome.compiled.refusal
