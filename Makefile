@@ -7,7 +7,7 @@ KAFKA_STATE ?= .kafka-local
 
 ROWS ?= 1000000
 
-.PHONY: demo test lint unit integration faults bench broker broker-stop clean
+.PHONY: demo test lint unit integration difftest faults bench broker broker-stop clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ unit: $(VENV)/.installed
 
 integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
+
+## difftest: templates built by DuckDB against Liquid's rendering, on 5,000 new generated
+## templates and rows per test instead of the test command's fixed 100
+difftest: $(VENV)/.installed
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest tests/unit/test_template_differential.py \
+		--hypothesis-show-statistics
 
 ## faults: the fault suite at full size (20 random kills per phase and mode, every named
 ## step on both state backends); its figures in faults.jsonl

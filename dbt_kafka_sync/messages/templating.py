@@ -149,13 +149,22 @@ def _decimal(value: Any) -> Any:
     return Decimal(str(value)) if isinstance(value, (int, float)) else value
 
 
-def _decimal_aware(original: Any, operation: Any) -> Any:
-    """Wrap a math filter: python-liquid treats Decimal (DuckDB DECIMAL, HUGEINT) as 0."""
+def _decimal_aware(name: str, original: Any, operation: Any) -> Any:
+    """Wrap a math filter: python-liquid treats Decimal (DuckDB DECIMAL, HUGEINT) as 0.
+
+    Arithmetic that fails (a Decimal divided by zero, rounding to 400 places, rounding
+    an infinite double, `false | times: 0.5`) fails the row, as the filter does for a
+    division of integers by zero, instead of the whole sync.
+    """
+    from liquid.exceptions import FilterArgumentError
 
     def apply(left: Any, *args: Any) -> Any:
-        if isinstance(left, Decimal) or any(isinstance(arg, Decimal) for arg in args):
-            return operation(_decimal(left), *(_decimal(arg) for arg in args))
-        return original(left, *args)
+        try:
+            if isinstance(left, Decimal) or any(isinstance(arg, Decimal) for arg in args):
+                return operation(_decimal(left), *(_decimal(arg) for arg in args))
+            return original(left, *args)
+        except (ArithmeticError, ValueError) as exc:  # OverflowError, decimal's errors
+            raise FilterArgumentError(f"{name}: {type(exc).__name__}", token=None) from None
 
     return apply
 
@@ -201,7 +210,7 @@ def make_environment(now: dt.datetime | None = None) -> Environment:
     for name in UNSAFE_TAGS:
         environment.tags.pop(name, None)
     for name, operation in _DECIMAL_MATH.items():
-        environment.add_filter(name, _decimal_aware(environment.filters[name], operation))
+        environment.add_filter(name, _decimal_aware(name, environment.filters[name], operation))
     environment.add_filter("json", json_literal)
     environment.add_filter("raw_json", raw_json)
     run_start = now or dt.datetime.now(dt.timezone.utc)

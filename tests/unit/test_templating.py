@@ -199,6 +199,30 @@ def test_math_filters_keep_decimals_exact() -> None:
     assert value == '{"total": 59.97, "plus": 20.00, "r": 20}'
 
 
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("{{ row.price | divided_by: 0 | json }}", "divided_by: DivisionByZero"),
+        ("{{ row.zero | divided_by: 0 | json }}", "divided_by: InvalidOperation"),
+        ("{{ row.price | modulo: 0 | json }}", "modulo: InvalidOperation"),
+        ("{{ row.price | round: 400 | json }}", "round: InvalidOperation"),
+        ("{{ row.huge | round | json }}", "round: OverflowError"),
+        ("{{ row.nan | round | json }}", "round: ValueError"),
+        ("{{ row.no | times: 0.5 | json }}", "times: InvalidOperation"),
+    ],
+)
+def test_failing_math_fails_the_row_not_the_sync(source: str, error: str) -> None:
+    row = {
+        "price": Decimal("19.99"),
+        "zero": Decimal("0.00"),
+        "huge": float("inf"),
+        "nan": float("nan"),
+        "no": False,
+    }
+    value, reason = render(source, row)
+    assert value is None and reason is not None and error in reason
+
+
 @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_not_json(text: str) -> None:
     value, error = render('{"x": {{ row.s | raw_json }}}', {"s": text})

@@ -105,6 +105,8 @@ def column_value(sql: str, column_type: str, label: str) -> Value:
 def _kind_of(type_id: str, column_type: str) -> str:
     if column_type.upper() == "JSON":
         return OTHER  # VARCHAR to DuckDB, but not a plain string to the json filter
+    if _fraction_only_decimal(column_type):
+        return OTHER  # DuckDB's text for 0.5 as DECIMAL(1,1) is '.5': not Python's, not JSON
     if type_id in _INTEGERS:
         return INT
     return _KINDS.get(type_id, OTHER)
@@ -236,7 +238,18 @@ def json_sql(value: Value) -> str:
 
 
 def _column_json_type(column_type: str) -> bool:
-    return column_type.upper() != "JSON" and parse_type(column_type).id in _COLUMN_JSON
+    if column_type.upper() == "JSON" or _fraction_only_decimal(column_type):
+        return False
+    return parse_type(column_type).id in _COLUMN_JSON
+
+
+def _fraction_only_decimal(column_type: str) -> bool:
+    """A DECIMAL(p, p): every digit after the point."""
+    kind = parse_type(column_type)
+    if kind.id != "decimal":
+        return False
+    sizes = dict(kind.children)
+    return bool(sizes["precision"] == sizes["scale"])
 
 
 def row_column(name: str, column_type: str, label: str) -> Value:
