@@ -15,6 +15,9 @@ with the same partition count and each in its own child process:
   python-header      the bare loop + the tool's event header on every message
   python-callback    ... + a functools.partial delivery callback per message, as the tool
   tool-backfill      `dbt-kafka-sync run`: first run, every row sent (columns mode)
+  diy-backfill       the ~20-line script a team would write for that first run: DuckDB
+                     `to_json` of the table, produce() each row with its key and an
+                     event header, flush() (benchmarks/diy_backfill.py)
   pandas-initial     a straightforward pandas + confluent-kafka script, first run
   (10% of the rows change: a third each updated, deleted, added; not timed)
   tool-change        `dbt-kafka-sync run` publishing the 10% change
@@ -89,6 +92,7 @@ STEPS = (
     "python-header",
     "python-callback",
     "tool-backfill",
+    "diy-backfill",
     "tool-exactly-once",
     "pandas-initial",
     "change",
@@ -315,28 +319,31 @@ def _expected(bench: Bench) -> tuple[int, ...]:
     return tuple(bench.expected_change[e] for e in ("added", "changed", "removed"))
 
 
-def pandas_run(bench: Bench, key: str, label: str) -> None:
+def script_run(bench: Bench, key: str, label: str, script: str, summary: str, *extra: str) -> None:
+    """A script a team would write instead (benchmarks/SCRIPT), timed as the tool is.
+
+    It reads the warehouse table and publishes to a fresh topic; its last output line is
+    a JSON object of counts, which `summary` formats.
+    """
     topic = bench.topic(key)
-    command = [
-        sys.executable,
-        str(HERE / "pandas_sync.py"),
-        "--warehouse",
-        str(bench.project.warehouse),
-        "--table",
-        TABLE,
-        "--previous",
-        str(bench.work / "pandas_previous.parquet"),
-        "--bootstrap",
-        bench.broker.plaintext,
-        "--topic",
-        topic,
-        "--producer-config",
-        bench.producer_config,
-    ]
+    command = [sys.executable, str(HERE / script), "--warehouse", str(bench.project.warehouse)]
+    command += ["--table", TABLE, "--bootstrap", bench.broker.plaintext, "--topic", topic]
+    command += ["--producer-config", bench.producer_config, *extra]
     stats = bench.measure(command, key)
     counts = json.loads(stats.stdout.strip().splitlines()[-1])
-    summary = "{added} added, {changed} changed, {removed} removed; {delivered} delivered"
     add_whole_process(bench, key, label, stats, topic, summary.format(**counts))
+
+
+def pandas_run(bench: Bench, key: str, label: str) -> None:
+    summary = "{added} added, {changed} changed, {removed} removed; {delivered} delivered"
+    previous = str(bench.work / "pandas_previous.parquet")
+    script_run(bench, key, label, "pandas_sync.py", summary, "--previous", previous)
+
+
+def diy_backfill(bench: Bench, key: str, label: str) -> None:
+    """The do-it-yourself first run (benchmarks/diy_backfill.py)."""
+    summary = "{messages} sent; {delivered} delivered, {failed} failed"
+    script_run(bench, key, label, "diy_backfill.py", summary)
 
 
 def change_warehouse(bench: Bench) -> None:
@@ -393,6 +400,9 @@ def step_actions(bench: Bench) -> dict[str, Callable[[], None]]:
         ),
         "tool-backfill": lambda: tool_run(
             bench, "tool-backfill", "dbt-kafka-sync: backfill (columns mode)", "columns"
+        ),
+        "diy-backfill": lambda: diy_backfill(
+            bench, "diy-backfill", "do-it-yourself script: backfill (to_json + produce)"
         ),
         "tool-exactly-once": lambda: tool_run(
             bench,
