@@ -29,6 +29,16 @@ with the same partition count and each in its own child process:
                      values only, which DuckDB builds
   tool-liquid        the same document from a template with an `if` tag, which Liquid
                      renders row by row
+  tool-hightouch-columns
+                     backfill of a model with a list column `tags` (0-3 tags a row), in
+                     columns mode: the baseline for the next two
+  tool-hightouch     the same model with a Hightouch-style template (nesting, filters, an
+                     `if`, a `for` over the tags, a date format), as the tool builds it
+  tool-hightouch-liquid
+                     the same template with `compile: false`, which makes Liquid render
+                     it, on the model's first --liquid-rows rows (needs the `compile`
+                     option of the message block: until it exists the step fails; leave
+                     it out with --skip tool-hightouch-liquid)
   profile            the tool's backfill under cProfile, then under py-spy if installed
 
 Results go to benchmarks/results/: results.md, results.json, throughput.png, profile.md.
@@ -103,8 +113,16 @@ STEPS = (
     "tool-column",
     "tool-template",
     "tool-liquid",
+    "tool-hightouch-columns",
+    "tool-hightouch",
+    "tool-hightouch-liquid",
     "profile",
 )
+HIGHTOUCH_STEPS = {
+    "tool-hightouch-columns": "hightouch_columns",
+    "tool-hightouch": "hightouch",
+    "tool-hightouch-liquid": "hightouch_liquid",
+}
 NEEDS = {"tool-change": "tool-backfill", "tool-nochange": "tool-backfill"}
 NEEDS |= {"pandas-change": "pandas-initial"}
 SPY_RATE = 100  # samples per second
@@ -346,6 +364,21 @@ def diy_backfill(bench: Bench, key: str, label: str) -> None:
     script_run(bench, key, label, "diy_backfill.py", summary)
 
 
+def tool_run_enabled(bench: Bench, key: str, label: str, mode: str) -> None:
+    """tool_run of an optional model, in the manifest only while its step runs.
+
+    Its config may be one this version of the tool refuses (an option not there yet):
+    every other step must still find a valid manifest.
+    """
+    model = MODELS[mode]
+    bench.project.enabled.add(model.name)
+    try:
+        tool_run(bench, key, label, mode)
+    finally:
+        bench.project.enabled.discard(model.name)
+        bench.project.write_manifest()
+
+
 def change_warehouse(bench: Bench) -> None:
     bench.expected_change = change_rows(bench.project.warehouse, bench.args.rows)
     bench.say(f"changed the warehouse table (not timed): {bench.expected_change}")
@@ -431,6 +464,25 @@ def step_actions(bench: Bench) -> dict[str, Callable[[], None]]:
         "tool-liquid": lambda: tool_run(
             bench, "tool-liquid", "dbt-kafka-sync: backfill, template rendered by Liquid", "liquid"
         ),
+        "tool-hightouch-columns": lambda: tool_run_enabled(
+            bench,
+            "tool-hightouch-columns",
+            "dbt-kafka-sync: backfill of the model with tags, columns mode",
+            "hightouch_columns",
+        ),
+        "tool-hightouch": lambda: tool_run_enabled(
+            bench,
+            "tool-hightouch",
+            "dbt-kafka-sync: backfill of the model with tags, Hightouch-style template",
+            "hightouch",
+        ),
+        "tool-hightouch-liquid": lambda: tool_run_enabled(
+            bench,
+            "tool-hightouch-liquid",
+            "dbt-kafka-sync: the same template rendered by Liquid (compile: false),"
+            f" first {liquid_rows(bench.args):,} rows",
+            "hightouch_liquid",
+        ),
         "profile": lambda: profile_backfill(bench),
     }
 
@@ -471,7 +523,9 @@ def prepare(
     """Generate the warehouse, the dbt project and the payload files; check with `plan`."""
     project = BenchProject(work / "project", broker.plaintext)
     project.root.mkdir(parents=True)
-    build_warehouse(project.warehouse, args.rows)
+    hightouch = [step for step in HIGHTOUCH_STEPS if step not in args.skip]
+    sample = liquid_rows(args) if hightouch else None
+    build_warehouse(project.warehouse, args.rows, tagged_sample=sample)
     payloads, lines = work / "payloads.parquet", work / "payloads.txt"
     size = export_payloads(project.warehouse, payloads, lines)
     project.write()
@@ -492,13 +546,22 @@ def prepare(
     return bench
 
 
+def liquid_rows(args: argparse.Namespace) -> int:
+    """Rows of the model Liquid renders for tool-hightouch-liquid."""
+    return int(min(args.liquid_rows, args.rows))
+
+
 def check_plan(bench: Bench) -> None:
-    """`dbt-kafka-sync plan` must accept the project: every model, every row to publish."""
+    """`dbt-kafka-sync plan` must accept the project: every model, every row to publish.
+
+    The model of tool-hightouch-liquid is left out: only its step puts it in.
+    """
+    models = len(bench.project.models())
     stats = bench.measure(tool_command(bench, "plan", None), "plan")
     expected = f"{bench.args.rows} to publish"
-    if stats.stdout.count(expected) != len(MODELS) or "FAIL" in stats.stdout:
+    if stats.stdout.count(expected) != models or "FAIL" in stats.stdout:
         raise RuntimeError(f"unexpected `dbt-kafka-sync plan` output:\n{stats.stdout}")
-    bench.say(f"`dbt-kafka-sync plan` accepts the project's {len(MODELS)} models")
+    bench.say(f"`dbt-kafka-sync plan` accepts the project's {models} models")
 
 
 def report(bench: Bench, machine: dict[str, str]) -> str:
@@ -527,6 +590,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the model")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of every topic")
+    parser.add_argument(
+        "--liquid-rows",
+        type=int,
+        default=200_000,
+        help="rows of the model Liquid renders in tool-hightouch-liquid (at most --rows)",
+    )
     parser.add_argument(
         "--skip",
         nargs="+",
