@@ -36,6 +36,30 @@ LAST = ["Martin", "Schmidt", "Rossi", "Tanaka", "Okafor", "Silva", "Novak", "Had
 COUNTRIES = ["FR", "DE", "IT", "JP", "NG", "BR", "CZ", "LB"]
 CHANGE_STEP = 30  # 10% of rows change: one in 30 each updated, deleted and added
 
+# The model with a list column, for the Hightouch-style template: the customers and 0-3 tags.
+TAGGED_TABLE = "customers_tagged"
+TAGGED_SAMPLE = "customers_tagged_sample"  # its first rows (run.py --liquid-rows), for Liquid
+TAGS = ["vip", "newsletter", "beta", "b2b", "churn-risk", "wholesale", "early-adopter"]
+# The kind of template a Hightouch Kafka destination is given: nesting, filters, an `if`,
+# a `for` over the list column, a date format and the run's time.
+HIGHTOUCH_TEMPLATE_FILE = "templates/customer_hightouch.json.liquid"
+HIGHTOUCH_TEMPLATE = """\
+{
+  "type": "customer_{{ event }}",
+  "customer": {
+    "id": {{ row.id | json }},
+    "name": "{{ row.name }}",
+    "email": "{{ row.email | downcase }}",
+    "country": "{{ row.country | upcase }}"
+  },
+  "balance": {{ row.balance | json }},
+  {% if row.active %}"status": "active",{% else %}"status": "inactive",{% endif %}
+  "tags": [{% for tag in row.tags %}"{{ tag }}"{% unless forloop.last %},{% endunless %}{% endfor %}],
+  "updated": "{{ row.updated_at | date: '%Y-%m-%d %H:%M' }}",
+  "synced_at": "{{ run.started_at }}"
+}
+"""  # noqa: E501
+
 # Liquid template giving the same JSON document as the columns mode; DuckDB builds it.
 TEMPLATE = "{" + ", ".join(f'"{c}": {{{{ row.{c} | json }}}}' for c in COLUMNS) + "}"
 # The same document from a template with a tag, rendered by Liquid (`compile: false`).
@@ -74,13 +98,33 @@ def payload_sql(source: str) -> str:
     return f"SELECT id, CAST(json_object({pairs}) AS VARCHAR) AS {PAYLOAD_COLUMN} FROM {source}"
 
 
-def build_warehouse(path: Path, rows: int, payloads: bool = True) -> None:
-    """Create the model table and (unless payloads is False) the model with a JSON column."""
+def build_warehouse(
+    path: Path, rows: int, payloads: bool = True, tagged_sample: int | None = None
+) -> None:
+    """Create the model table and (unless payloads is False) the model with a JSON column.
+
+    With `tagged_sample`, also the model with tags and a table of its first rows.
+    """
     with duckdb.connect(str(path)) as con:
         con.execute(f"CREATE TABLE {TABLE} AS {_rows_sql(rows)}")
         if payloads:
             con.execute(f"CREATE TABLE {PAYLOAD_TABLE} AS {payload_sql(TABLE)}")
+        if tagged_sample is not None:
+            con.execute(f"CREATE TABLE {TAGGED_TABLE} AS {_tagged_sql(TABLE)}")
+            con.execute(
+                f"CREATE TABLE {TAGGED_SAMPLE} AS SELECT * FROM {TAGGED_TABLE}"
+                f" WHERE id < {tagged_sample}"
+            )
         con.execute("CHECKPOINT")
+
+
+def _tagged_sql(source: str) -> str:
+    """The rows of `source` with 0-3 distinct tags each (a step prime to the vocabulary)."""
+    tags = _sql_list(TAGS)
+    return (
+        f"SELECT *, list_transform(range(id % 4),"
+        f" lambda j: {tags}[1 + (id + j * 3) % {len(TAGS)}]) AS tags FROM {source}"
+    )
 
 
 def export_payloads(warehouse: Path, parquet: Path, lines: Path) -> float:
@@ -131,6 +175,7 @@ class BenchModel:
     relation: str
     message: dict[str, Any] | None = None
     delivery: str | None = None  # the sync's `delivery`, when not the default
+    optional: bool = False  # in the manifest only once enabled (BenchProject.enabled)
 
 
 MODELS = {
@@ -142,6 +187,20 @@ MODELS = {
         "customers_liquid", TABLE, {"template": LIQUID_TEMPLATE, "compile": False}
     ),
     "exactly_once": BenchModel("customers_exactly_once", TABLE, delivery="exactly_once"),
+    "hightouch_columns": BenchModel("customers_tagged", TAGGED_TABLE, optional=True),
+    "hightouch": BenchModel(
+        "customers_hightouch",
+        TAGGED_TABLE,
+        {"template_file": HIGHTOUCH_TEMPLATE_FILE},
+        optional=True,
+    ),
+    # `compile: false` makes Liquid render a template the tool could build in SQL.
+    "hightouch_liquid": BenchModel(
+        "customers_hightouch_liquid",
+        TAGGED_SAMPLE,
+        {"template_file": HIGHTOUCH_TEMPLATE_FILE, "compile": False},
+        optional=True,
+    ),
     "cprofile": BenchModel("customers_cprofiled", TABLE),
     "py-spy": BenchModel("customers_spied", TABLE),
 }
@@ -154,6 +213,11 @@ class BenchProject:
     root: Path
     bootstrap_servers: str
     topics: dict[str, str] = field(default_factory=dict)  # model name -> topic
+    enabled: set[str] = field(default_factory=set)  # names of the optional models included
+
+    def models(self) -> list[BenchModel]:
+        """The models of the manifest: every one but the optional ones not enabled."""
+        return [m for m in MODELS.values() if not m.optional or m.name in self.enabled]
 
     @property
     def warehouse(self) -> Path:
@@ -165,6 +229,9 @@ class BenchProject:
         project = {"name": PROJECT, "profile": PROJECT, "version": "1.0", "config-version": 2}
         _write_yaml(self.root / "dbt_project.yml", project)
         _write_yaml(self.root / "profiles.yml", self._profiles())
+        template = self.root / HIGHTOUCH_TEMPLATE_FILE
+        template.parent.mkdir(parents=True, exist_ok=True)
+        template.write_text(HIGHTOUCH_TEMPLATE, encoding="utf-8")
         self.write_manifest()
 
     def _profiles(self) -> dict[str, Any]:
@@ -182,7 +249,7 @@ class BenchProject:
 
     def write_manifest(self) -> None:
         nodes = {}
-        for model in MODELS.values():
+        for model in self.models():
             topic = self.topics.get(model.name, f"not-yet-{model.name}")
             node = _manifest_node(model, topic, self.warehouse.stem)
             nodes[node["unique_id"]] = node

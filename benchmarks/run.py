@@ -15,6 +15,9 @@ with the same partition count and each in its own child process:
   python-header      the bare loop + the tool's event header on every message
   python-callback    ... + a functools.partial delivery callback per message, as the tool
   tool-backfill      `dbt-kafka-sync run`: first run, every row sent (columns mode)
+  diy-backfill       the ~20-line script a team would write for that first run: DuckDB
+                     `to_json` of the table, produce() each row with its key and an
+                     event header, flush() (benchmarks/diy_backfill.py)
   pandas-initial     a straightforward pandas + confluent-kafka script, first run
   (10% of the rows change: a third each updated, deleted, added; not timed)
   tool-change        `dbt-kafka-sync run` publishing the 10% change
@@ -26,6 +29,14 @@ with the same partition count and each in its own child process:
                      values only, which DuckDB builds
   tool-liquid        the same document from a template with an `if` tag, which Liquid
                      renders row by row (`compile: false`)
+  tool-hightouch-columns
+                     backfill of a model with a list column `tags` (0-3 tags a row), in
+                     columns mode: the baseline for the next two
+  tool-hightouch     the same model with a Hightouch-style template (nesting, filters, an
+                     `if`, a `for` over the tags, a date format), as the tool builds it
+  tool-hightouch-liquid
+                     the same template with `compile: false`, which makes Liquid render
+                     it, on the model's first --liquid-rows rows
   profile            the tool's backfill under cProfile, then under py-spy if installed
 
 Results go to benchmarks/results/: results.md, results.json, throughput.png, profile.md.
@@ -89,6 +100,7 @@ STEPS = (
     "python-header",
     "python-callback",
     "tool-backfill",
+    "diy-backfill",
     "tool-exactly-once",
     "pandas-initial",
     "change",
@@ -99,8 +111,16 @@ STEPS = (
     "tool-column",
     "tool-template",
     "tool-liquid",
+    "tool-hightouch-columns",
+    "tool-hightouch",
+    "tool-hightouch-liquid",
     "profile",
 )
+HIGHTOUCH_STEPS = {
+    "tool-hightouch-columns": "hightouch_columns",
+    "tool-hightouch": "hightouch",
+    "tool-hightouch-liquid": "hightouch_liquid",
+}
 NEEDS = {"tool-change": "tool-backfill", "tool-nochange": "tool-backfill"}
 NEEDS |= {"pandas-change": "pandas-initial"}
 SPY_RATE = 100  # samples per second
@@ -315,28 +335,46 @@ def _expected(bench: Bench) -> tuple[int, ...]:
     return tuple(bench.expected_change[e] for e in ("added", "changed", "removed"))
 
 
-def pandas_run(bench: Bench, key: str, label: str) -> None:
+def script_run(bench: Bench, key: str, label: str, script: str, summary: str, *extra: str) -> None:
+    """A script a team would write instead (benchmarks/SCRIPT), timed as the tool is.
+
+    It reads the warehouse table and publishes to a fresh topic; its last output line is
+    a JSON object of counts, which `summary` formats.
+    """
     topic = bench.topic(key)
-    command = [
-        sys.executable,
-        str(HERE / "pandas_sync.py"),
-        "--warehouse",
-        str(bench.project.warehouse),
-        "--table",
-        TABLE,
-        "--previous",
-        str(bench.work / "pandas_previous.parquet"),
-        "--bootstrap",
-        bench.broker.plaintext,
-        "--topic",
-        topic,
-        "--producer-config",
-        bench.producer_config,
-    ]
+    command = [sys.executable, str(HERE / script), "--warehouse", str(bench.project.warehouse)]
+    command += ["--table", TABLE, "--bootstrap", bench.broker.plaintext, "--topic", topic]
+    command += ["--producer-config", bench.producer_config, *extra]
     stats = bench.measure(command, key)
     counts = json.loads(stats.stdout.strip().splitlines()[-1])
-    summary = "{added} added, {changed} changed, {removed} removed; {delivered} delivered"
     add_whole_process(bench, key, label, stats, topic, summary.format(**counts))
+
+
+def pandas_run(bench: Bench, key: str, label: str) -> None:
+    summary = "{added} added, {changed} changed, {removed} removed; {delivered} delivered"
+    previous = str(bench.work / "pandas_previous.parquet")
+    script_run(bench, key, label, "pandas_sync.py", summary, "--previous", previous)
+
+
+def diy_backfill(bench: Bench, key: str, label: str) -> None:
+    """The do-it-yourself first run (benchmarks/diy_backfill.py)."""
+    summary = "{messages} sent; {delivered} delivered, {failed} failed"
+    script_run(bench, key, label, "diy_backfill.py", summary)
+
+
+def tool_run_enabled(bench: Bench, key: str, label: str, mode: str) -> None:
+    """tool_run of an optional model, in the manifest only while its step runs.
+
+    Its config may be one this version of the tool refuses (an option not there yet):
+    every other step must still find a valid manifest.
+    """
+    model = MODELS[mode]
+    bench.project.enabled.add(model.name)
+    try:
+        tool_run(bench, key, label, mode)
+    finally:
+        bench.project.enabled.discard(model.name)
+        bench.project.write_manifest()
 
 
 def change_warehouse(bench: Bench) -> None:
@@ -394,6 +432,9 @@ def step_actions(bench: Bench) -> dict[str, Callable[[], None]]:
         "tool-backfill": lambda: tool_run(
             bench, "tool-backfill", "dbt-kafka-sync: backfill (columns mode)", "columns"
         ),
+        "diy-backfill": lambda: diy_backfill(
+            bench, "diy-backfill", "do-it-yourself script: backfill (to_json + produce)"
+        ),
         "tool-exactly-once": lambda: tool_run(
             bench,
             "tool-exactly-once",
@@ -420,6 +461,25 @@ def step_actions(bench: Bench) -> dict[str, Callable[[], None]]:
         ),
         "tool-liquid": lambda: tool_run(
             bench, "tool-liquid", "dbt-kafka-sync: backfill, template rendered by Liquid", "liquid"
+        ),
+        "tool-hightouch-columns": lambda: tool_run_enabled(
+            bench,
+            "tool-hightouch-columns",
+            "dbt-kafka-sync: backfill of the model with tags, columns mode",
+            "hightouch_columns",
+        ),
+        "tool-hightouch": lambda: tool_run_enabled(
+            bench,
+            "tool-hightouch",
+            "dbt-kafka-sync: backfill of the model with tags, Hightouch-style template",
+            "hightouch",
+        ),
+        "tool-hightouch-liquid": lambda: tool_run_enabled(
+            bench,
+            "tool-hightouch-liquid",
+            "dbt-kafka-sync: the same template rendered by Liquid (compile: false),"
+            f" first {liquid_rows(bench.args):,} rows",
+            "hightouch_liquid",
         ),
         "profile": lambda: profile_backfill(bench),
     }
@@ -461,7 +521,9 @@ def prepare(
     """Generate the warehouse, the dbt project and the payload files; check with `plan`."""
     project = BenchProject(work / "project", broker.plaintext)
     project.root.mkdir(parents=True)
-    build_warehouse(project.warehouse, args.rows)
+    hightouch = [step for step in HIGHTOUCH_STEPS if step not in args.skip]
+    sample = liquid_rows(args) if hightouch else None
+    build_warehouse(project.warehouse, args.rows, tagged_sample=sample)
     payloads, lines = work / "payloads.parquet", work / "payloads.txt"
     size = export_payloads(project.warehouse, payloads, lines)
     project.write()
@@ -482,13 +544,22 @@ def prepare(
     return bench
 
 
+def liquid_rows(args: argparse.Namespace) -> int:
+    """Rows of the model Liquid renders for tool-hightouch-liquid."""
+    return int(min(args.liquid_rows, args.rows))
+
+
 def check_plan(bench: Bench) -> None:
-    """`dbt-kafka-sync plan` must accept the project: every model, every row to publish."""
+    """`dbt-kafka-sync plan` must accept the project: every model, every row to publish.
+
+    The model of tool-hightouch-liquid is left out: only its step puts it in.
+    """
+    models = len(bench.project.models())
     stats = bench.measure(tool_command(bench, "plan", None), "plan")
     expected = f"{bench.args.rows} to publish"
-    if stats.stdout.count(expected) != len(MODELS) or "FAIL" in stats.stdout:
+    if stats.stdout.count(expected) != models or "FAIL" in stats.stdout:
         raise RuntimeError(f"unexpected `dbt-kafka-sync plan` output:\n{stats.stdout}")
-    bench.say(f"`dbt-kafka-sync plan` accepts the project's {len(MODELS)} models")
+    bench.say(f"`dbt-kafka-sync plan` accepts the project's {models} models")
 
 
 def report(bench: Bench, machine: dict[str, str]) -> str:
@@ -517,6 +588,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the model")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of every topic")
+    parser.add_argument(
+        "--liquid-rows",
+        type=int,
+        default=200_000,
+        help="rows of the model Liquid renders in tool-hightouch-liquid (at most --rows)",
+    )
     parser.add_argument(
         "--skip",
         nargs="+",

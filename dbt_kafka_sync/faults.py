@@ -14,7 +14,8 @@ import signal
 
 FAULT_ENV = "DBT_KAFKA_SYNC_FAULT"
 
-# The steps, in the order a sync reaches them.
+# The steps, in the order a sync reaches them (a staged commit's, while messages are sent).
+DURING_STAGING = "during-staging"  # a staged commit's rows written, its transaction still open
 AFTER_PUBLISH = "after-publish"  # every message handed to the producer, none flushed yet
 AFTER_FLUSH = "after-flush"  # every message delivered or failed, nothing committed yet
 DURING_PREPARE = "during-prepare"  # exactly-once: inside the transaction keeping the changes
@@ -22,6 +23,7 @@ BEFORE_KAFKA_COMMIT = "before-kafka-commit"  # exactly-once: the state holds the
 AFTER_KAFKA_COMMIT = "after-kafka-commit"  # exactly-once: Kafka committed, the state not yet
 DURING_STATE_COMMIT = "during-state-commit"  # inside the state's commit transaction
 STEPS = (
+    DURING_STAGING,
     AFTER_PUBLISH,
     AFTER_FLUSH,
     DURING_PREPARE,

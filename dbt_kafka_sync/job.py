@@ -37,6 +37,7 @@ from dbt_kafka_sync.state.base import ChangeRequest, FoundChanges
 from dbt_kafka_sync.state.history import MAX_RECORDED_ROWS, FailedRow, Sample, SyncOutcome
 from dbt_kafka_sync.state.message_log import SentLog, StageTiming, Throughput
 from dbt_kafka_sync.state.prepared import PreparedCommit
+from dbt_kafka_sync.state.staging import StagedLog
 from dbt_kafka_sync.state.store import (
     SyncIdentity,
     SyncRecord,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.messages.templating import MessageTemplate, TemplateLoader
     from dbt_kafka_sync.sources.base import Source
     from dbt_kafka_sync.state.base import StateStore
+    from dbt_kafka_sync.state.staging import StagedCommit
 
 log = logging.getLogger("dbt_kafka_sync.sync")
 
@@ -337,8 +339,17 @@ class SyncJob:
         few_rows = messages.template_rows is not None
         return PreparedSync(request, found, events, query, template, messages.template, few_rows)
 
-    def publish(self, prepared: PreparedSync, publisher: Publisher) -> Deliveries:
-        """Send the prepared messages; find the rows of those that failed."""
+    def publish(
+        self,
+        prepared: PreparedSync,
+        publisher: Publisher,
+        recorder: MessageRecorder | None = None,
+    ) -> Deliveries:
+        """Send the prepared messages; find the rows of those that failed.
+
+        `recorder` records them for the debugger (by default, a new one when it is on).
+        """
+        self._recorder = recorder or self._new_recorder(prepared)
         name, destination = self.model.name, self.sync.destination
         to_publish = self._count(prepared.events)
         partitions: dict[str, int] = {}
@@ -366,19 +377,23 @@ class SyncJob:
         self._keep_log(deliveries)
         return deliveries
 
+    def _new_recorder(self, prepared: PreparedSync) -> MessageRecorder | None:
+        """What records the messages when the debugger is on: built again by DuckDB, or copied."""
+        debugger = self.context.debugger
+        if debugger is None or not debugger.enabled:
+            return None
+        recorder = MessageRecorder(self.connection, debugger.record_values)
+        if prepared.renderer is None:
+            recorder.rebuild(prepared.query, datetime.now(timezone.utc))
+        return recorder
+
     def _recording(
         self, prepared: PreparedSync, batches: Iterator[pa.RecordBatch]
     ) -> Iterator[pa.RecordBatch]:
         """The batches to send; rendered ones are recorded on the way when the debugger is on."""
-        debugger = self.context.debugger
-        self._recorder = None
-        if debugger is None or not debugger.enabled:
+        if self._recorder is None or self._recorder.rebuilt:
             return batches
-        self._recorder = MessageRecorder(self.connection, debugger.record_values)
-        if prepared.renderer is not None:
-            return self._recorder.record(batches)
-        self._recorder.rebuild(prepared.query, datetime.now(timezone.utc))
-        return batches
+        return self._recorder.record(batches)
 
     def _stage(self, stage: str, seconds: float) -> None:
         self._timings.append(
@@ -392,27 +407,65 @@ class SyncJob:
         refused = deliveries.refused.keys()
         rows = self._recorder.finish(deliveries.failed, refused, unconfirmed)
         rates = [Throughput(self.sync_id, s, n) for s, n in deliveries.clock.per_second()]
-        self.outcome.log = SentLog(rows, self._timings, rates)
+        self.outcome.log = SentLog(
+            rows, self._timings, rates, undelivered=self._recorder.undelivered
+        )
 
     def _commit_begins(self) -> None:
         if self.outcome.log is not None:
             self.outcome.log.commit_started = time.monotonic()
 
-    def commit(self, prepared: PreparedSync, deliveries: Deliveries) -> None:
-        """Advance the snapshot for every delivered change and record the outcome."""
+    def commit(
+        self,
+        prepared: PreparedSync,
+        deliveries: Deliveries,
+        staged: StagedCommit[Any] | None = None,
+    ) -> None:
+        """Advance the snapshot for every delivered change and record the outcome.
+
+        `staged` is the commit begun while the messages were sent, which this completes.
+        """
         failed = deliveries.failed_array()
         identity = self._committed_identity(prepared)
         self._commit_begins()
         with _writing_state():
             self.context.store.commit(
-                prepared.found, failed, identity, self.context.run_id, self.outcome
+                prepared.found, failed, identity, self.context.run_id, self.outcome, staged
             )
 
     def _publish_then_commit(self, prepared: PreparedSync) -> None:
-        """At least once: send, flush, then commit what was delivered."""
-        deliveries = self.publish(prepared, self._publisher())
-        faults.reached(faults.AFTER_FLUSH)
-        self.commit(prepared, deliveries)
+        """At least once: send, flush, then commit what was delivered.
+
+        The commit is begun as the messages go out (see state/staging.py) and completed,
+        in the same transaction, once the producer is flushed.
+        """
+        recorder = self._new_recorder(prepared)
+        staged = self._stage_commit(prepared, recorder)
+        try:
+            deliveries = self.publish(prepared, self._publisher(), recorder)
+            faults.reached(faults.AFTER_FLUSH)
+            self.commit(prepared, deliveries, staged)
+        finally:
+            if staged is not None:
+                staged.close()
+
+    def _stage_commit(
+        self, prepared: PreparedSync, recorder: MessageRecorder | None
+    ) -> StagedCommit[Any] | None:
+        """Begin the commit while the messages are sent, with their log when DuckDB builds it.
+
+        Messages Liquid renders are logged as they are sent, into a table the staged
+        transaction, begun before, would not see: their commit is done after the flush.
+        """
+        if recorder is not None and not recorder.rebuilt:
+            return None
+        log = None
+        if recorder is not None:
+            log = StagedLog(recorder.as_delivered(), (self.model.name, self.sync.name))
+        with _writing_state():
+            return self.context.store.stage_commit(
+                prepared.found, self.sync_id, self.context.run_id, log
+            )
 
     def _committed_identity(self, prepared: PreparedSync) -> SyncIdentity:
         # A new message shape counts as adopted only once every row went out without error,

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 EVENT = "__dks_event"
 PREVIOUS = "__dks_previous"
-CHANGES = "dks_changes"  # temp table of the sync being processed
+# The changes of the sync being processed: a table of the session's in-memory database, not a
+# TEMP one, so that a cursor of the session (a commit staged while messages are sent) reads it.
+CHANGES = "dks_changes"
 MATCHED = "__dks_matched"  # in the changed keys: the key is in both the model and the snapshot
 
 
@@ -132,7 +134,7 @@ def _fetch_changes(
     numbered = f"row_number() OVER () AS {SEQ_COLUMN}, " if diff.seq == SEQ_COLUMN else ""
     connection.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {CHANGES} AS
+        CREATE OR REPLACE TABLE {CHANGES} AS
         SELECT {numbered}* FROM (
             SELECT k.{EVENT}, {columns}, k.{ROW_HASH}{previous}
             FROM dks_changed_keys k JOIN {diff.relation} r ON {diff.key_join("k", "r")}

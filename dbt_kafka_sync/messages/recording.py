@@ -38,16 +38,32 @@ class MessageRecorder:
         self.connection = connection
         self.record_values = record_values
         self.source = ""  # a relation of the session with the columns of _LOG_COLUMNS
+        self.rebuilt = False  # the source is a query built again, not a copy of what was sent
+        self.undelivered: pa.Table | None = None  # seq, outcome, reason; set by finish()
 
     def rebuild(self, query: str, sent_at: datetime) -> None:
         """The messages of a query (message_batch columns) DuckDB builds the same way again."""
         value = message_batch.VALUE if self.record_values else "NULL::VARCHAR"
+        self.rebuilt = True
         self.source = (
             f"(SELECT {message_batch.SEQ} AS seq, {message_batch.EVENT} AS event,"
             f" {message_batch.KEY} AS message_key, {message_batch.ROW_KEY} AS row_key,"
             f" {message_batch.TOPIC} AS topic, {message_batch.PARTITION} AS message_partition,"
             f" coalesce(strlen({message_batch.VALUE}), 0) AS size, {value} AS message_value,"
             f" {quote_literal(sent_at.isoformat())}::TIMESTAMPTZ AS sent_at FROM ({query}))"
+        )
+
+    def as_delivered(self) -> str:
+        """The rebuilt messages as if every one was delivered (LOG_COLUMNS of state.debugger).
+
+        A commit staged while the messages are sent writes these, then marks the
+        undelivered ones; they read nothing but the query's tables.
+        """
+        assert self.rebuilt
+        return (
+            "(SELECT seq, event, message_key, row_key, topic, message_partition,"
+            " NULL::BIGINT AS message_offset, size, 'delivered' AS outcome,"
+            f" NULL::VARCHAR AS reason, message_value, sent_at FROM {self.source})"
         )
 
     def record(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -98,6 +114,7 @@ class MessageRecorder:
                 "reason": pa.array([failed[s] for s in seqs], pa.string()),
             }
         )
+        self.undelivered = outcomes
         self.connection.register(_BATCH, outcomes)
         try:
             self.connection.execute(

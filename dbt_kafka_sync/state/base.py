@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from dbt_kafka_sync.state.history import RunDetails, RunSummary, SyncOutcome
     from dbt_kafka_sync.state.message_log import MessageFilter, SentMessage, StageTiming, Throughput
     from dbt_kafka_sync.state.prepared import PreparedCommit
+    from dbt_kafka_sync.state.staging import StagedCommit, StagedLog
     from dbt_kafka_sync.state.store import StoredSync, SyncIdentity, SyncRecord
 
 
@@ -93,10 +94,23 @@ class StateStore(Protocol):
         identity: SyncIdentity,
         run_id: str,
         outcome: SyncOutcome,
+        staged: StagedCommit[Any] | None = None,
     ) -> None:
         """Advance the snapshot for every change but the failed ones; record the outcome.
 
         One transaction; `failed` holds the seqs of the changes whose message failed.
+        `staged` is the commit stage_commit began, which this one completes.
+        """
+        ...
+
+    def stage_commit(
+        self, found: FoundChanges, sync_id: str, run_id: str, staged_log: StagedLog | None
+    ) -> StagedCommit[Any] | None:
+        """Begin the commit of the changes found while their messages are sent.
+
+        The rows that do not depend on the deliveries (and `staged_log`, the messages as
+        if delivered) are written in a transaction that only commit() completes. None
+        when the backend does it all at the commit.
         """
         ...
 

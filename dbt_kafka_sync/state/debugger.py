@@ -77,6 +77,18 @@ def save_log(
     )
 
 
+def mark_undelivered(book: Bookkeeping, run_id: str, sync_id: str, outcomes: str) -> None:
+    """Set the outcome of the messages that were logged as delivered before they failed.
+
+    `outcomes` is a relation with seq, outcome and reason that the book's connection reads.
+    """
+    book.execute(
+        f"UPDATE {book.table(MESSAGES)} m SET outcome = o.outcome, reason = o.reason"
+        f" FROM {outcomes} o WHERE m.run_id = $1 AND m.sync_id = $2 AND m.seq = o.seq",
+        [run_id, sync_id],
+    )
+
+
 def save_timings(
     book: Bookkeeping, run_id: str, timings: Sequence[StageTiming], start: int = 0
 ) -> None:

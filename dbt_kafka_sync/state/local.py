@@ -18,7 +18,14 @@ from dbt_kafka_sync.state.integrity import state_errors
 from dbt_kafka_sync.state.local_file import StateFileRunner, file_bookkeeping, has_state
 from dbt_kafka_sync.state.prepared import PreparedCommit, load_prepared
 from dbt_kafka_sync.state.records import BookkeepingStore
-from dbt_kafka_sync.state.snapshot import commit, conversion_notes, qualified, snapshot_view
+from dbt_kafka_sync.state.snapshot import (
+    Staging,
+    commit,
+    conversion_notes,
+    qualified,
+    snapshot_view,
+)
+from dbt_kafka_sync.state.staging import StagedCommit, StagedLog
 from dbt_kafka_sync.state.store import (
     load_sync,
     save_sync,
@@ -90,6 +97,17 @@ class LocalStore(BookkeepingStore):
             )
         return FoundChanges(diff, record, counts, rejected, examples, notes, view)
 
+    def stage_commit(
+        self, found: FoundChanges, sync_id: str, run_id: str, staged_log: StagedLog | None
+    ) -> StagedCommit[Staging]:
+        """Begin the sync's commit while its messages are sent (see state/staging.py)."""
+        return StagedCommit(
+            self.session,
+            lambda cursor: snapshot.stage(
+                cursor, found.diff, found.record, sync_id, run_id, staged_log
+            ),
+        )
+
     def commit(
         self,
         found: FoundChanges,
@@ -97,11 +115,13 @@ class LocalStore(BookkeepingStore):
         identity: SyncIdentity,
         run_id: str,
         outcome: SyncOutcome,
+        staged: StagedCommit[Staging] | None = None,
     ) -> None:
         """Advance the snapshot and record the outcome, in one transaction of the file."""
-        with self.file.guard():
+
+        def complete(connection: duckdb.DuckDBPyConnection, staging: Staging | None) -> None:
             commit(
-                self.session,
+                connection,
                 found.diff,
                 found.pending,
                 found.record,
@@ -109,7 +129,14 @@ class LocalStore(BookkeepingStore):
                 identity,
                 run_id,
                 outcome,
+                staging,
             )
+
+        with self.file.guard():
+            if staged is None:
+                complete(self.session, None)
+            else:
+                staged.finish(complete)
 
     def prepare_commit(
         self, failed: pa.Array, prepared: PreparedCommit, outcome: SyncOutcome

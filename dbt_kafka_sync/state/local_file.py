@@ -16,7 +16,7 @@ from dbt_kafka_sync.errors import StateError
 from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
 from dbt_kafka_sync.sql import DuckDBRunner, quote_identifier, quote_literal
 from dbt_kafka_sync.state.integrity import check_state, damaged, state_errors
-from dbt_kafka_sync.state.tables import SCHEMA_VERSION, Bookkeeping
+from dbt_kafka_sync.state.tables import LOCAL_COLUMNS, SCHEMA_VERSION, Bookkeeping
 
 if TYPE_CHECKING:
     import duckdb
@@ -107,7 +107,7 @@ def open_state(
     check_state(connection, path, check_snapshots)
     book = file_bookkeeping(StateFileRunner(connection, path))
     if not read_only:
-        book.create_tables()
+        book.create_tables(LOCAL_COLUMNS)
     if not has_state(connection):
         return True
     version = book.schema_version()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,15 @@ class SentLog:
         timings: the stages so far; the commit adds its own.
         rates: the send rate, second by second.
         commit_started: monotonic time the commit began, to time it.
+        undelivered: the messages not delivered, as a pyarrow table of seq, outcome and
+            reason (for a log written before the deliveries were known); None when none.
     """
 
     rows: str | None = None
     timings: list[StageTiming] = field(default_factory=list)
     rates: list[Throughput] = field(default_factory=list)
     commit_started: float = 0.0
+    undelivered: Any = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dbt_kafka_sync.changes.keys import row_key_expression
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
 from dbt_kafka_sync.sql import quote_identifier
-from dbt_kafka_sync.state.debugger import save_sent
+from dbt_kafka_sync.state.debugger import mark_undelivered, save_log, save_sent
 from dbt_kafka_sync.state.history import SyncOutcome, record_outcome
 from dbt_kafka_sync.state.local_file import local_bookkeeping
 from dbt_kafka_sync.state.prepared import (
@@ -29,6 +29,7 @@ from dbt_kafka_sync.state.prepared import (
     mark_discarded,
     save_prepared,
 )
+from dbt_kafka_sync.state.staging import StagedLog
 from dbt_kafka_sync.state.store import (
     SyncIdentity,
     SyncRecord,
@@ -40,6 +41,8 @@ from dbt_kafka_sync.state.store import (
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
+
+    from dbt_kafka_sync.state.tables import Bookkeeping
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,46 @@ def _describe_key(key: Mapping[str, str | None]) -> str:
     return ", ".join(f"{column} {kind}" for column, kind in key.items())
 
 
+@dataclass(frozen=True)
+class Staging:
+    """What a staged commit wrote before the deliveries were known (see state/staging.py).
+
+    Attributes:
+        snapshot: the new snapshot table of a first run holds every change; the commit
+            removes the failed ones.
+        log: the message log holds every message as delivered; the commit marks the
+            failed ones.
+    """
+
+    snapshot: bool
+    log: bool
+
+
+def stage(
+    connection: duckdb.DuckDBPyConnection,
+    diff: DiffInput,
+    record: SyncRecord | None,
+    sync_id: str,
+    run_id: str,
+    staged_log: StagedLog | None,
+) -> Staging:
+    """In the open transaction of `connection`: write what does not depend on the deliveries.
+
+    A first run's snapshot is a new table: it takes every change now, and the commit
+    removes the failed ones. Later runs change the snapshot at the commit, as without
+    staging (undoing a change of a failed row would need its previous values).
+    """
+    first = record is None
+    if first:
+        table = qualified(snapshot_name(sync_id))
+        _shape_table(connection, diff, None, snapshot_name(sync_id))
+        _insert_changes(connection, diff, table, CHANGES)
+    if staged_log is not None:
+        save_log(local_bookkeeping(connection), run_id, sync_id, staged_log.names, staged_log.rows)
+    faults.reached(faults.DURING_STAGING)
+    return Staging(snapshot=first, log=staged_log is not None)
+
+
 def commit(
     connection: duckdb.DuckDBPyConnection,
     diff: DiffInput,
@@ -177,22 +220,83 @@ def commit(
     identity: SyncIdentity,
     run_id: str,
     outcome: SyncOutcome,
+    staging: Staging | None = None,
 ) -> None:
     """Advance the snapshot for every change but the failed rows; record the run's outcome.
 
     Called once publishing is over: each change was then delivered, failed (its seq is in
     `failed`), or of an event the sync does not publish. One transaction: on any error
-    nothing of it is kept.
+    nothing of it is kept. With `staging`, that transaction is the connection's open one,
+    which stage() began to fill while the messages were sent.
     """
     table = record.snapshot_table if record else snapshot_name(identity.sync_id)
     book = local_bookkeeping(connection)
-    with _delivered_changes(connection, diff, failed) as delivered, book.transaction():
-        _shape_table(connection, diff, view, table)
-        _apply_changes(connection, diff, qualified(table), delivered)
+    with _transaction(book, staging):
+        if staging is not None and staging.snapshot:
+            _remove_failed(connection, diff, qualified(table), failed)
+        else:
+            with _delivered_changes(connection, diff, failed) as delivered:
+                _shape_table(connection, diff, view, table)
+                _apply_changes(connection, diff, qualified(table), delivered)
         save_sync(book, identity, table, diff)
         record_outcome(book, run_id, identity.sync_id, outcome)
-        save_sent(book, run_id, identity.sync_id, outcome, _log_rows(outcome))
+        if staging is not None and staging.log and outcome.log is not None:
+            _mark_undelivered(connection, book, run_id, identity.sync_id, outcome.log.undelivered)
+            save_sent(book, run_id, identity.sync_id, outcome, None)
+        else:
+            save_sent(book, run_id, identity.sync_id, outcome, _log_rows(outcome))
         faults.reached(faults.DURING_STATE_COMMIT)
+
+
+@contextmanager
+def _transaction(book: Bookkeeping, staging: Staging | None) -> Iterator[None]:
+    """The commit's transaction: a new one, or the one a staged commit began."""
+    if staging is None:
+        with book.transaction():
+            yield
+        return
+    try:
+        yield
+    except BaseException:
+        book.execute("ROLLBACK")
+        raise
+    book.execute("COMMIT")
+
+
+def _mark_undelivered(
+    connection: duckdb.DuckDBPyConnection,
+    book: Bookkeeping,
+    run_id: str,
+    sync_id: str,
+    undelivered: pa.Table | None,
+) -> None:
+    """In a log written before the deliveries were known: mark the messages that failed."""
+    if undelivered is None or not undelivered.num_rows:
+        return
+    connection.register("dks_undelivered", undelivered)
+    try:
+        mark_undelivered(book, run_id, sync_id, "dks_undelivered")
+    finally:
+        connection.unregister("dks_undelivered")
+
+
+def _remove_failed(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str, failed: pa.Array
+) -> None:
+    """Take the rows of the failed changes out of a snapshot that took every change."""
+    if not len(failed):
+        return
+    import pyarrow as pa
+
+    keys = ", ".join(quote_identifier(c) for c in diff.primary_key)
+    connection.register("dks_failed", pa.table({"seq": failed}))
+    try:
+        connection.execute(
+            f"DELETE FROM {table} s USING (SELECT {keys} FROM {CHANGES}"
+            f" WHERE {diff.seq} IN (SELECT seq FROM dks_failed)) f WHERE {diff.key_join('s', 'f')}"
+        )
+    finally:
+        connection.unregister("dks_failed")
 
 
 def prepare(
@@ -279,8 +383,15 @@ def _apply_changes(
 ) -> None:
     """Apply delivered changes (key, columns, hash and event) to the snapshot table."""
     connection.execute(f"DELETE FROM {table} s USING {delivered} d WHERE {diff.key_join('s', 'd')}")
+    _insert_changes(connection, diff, table, delivered)
+
+
+def _insert_changes(
+    connection: duckdb.DuckDBPyConnection, diff: DiffInput, table: str, changes: str
+) -> None:
+    """Insert the new rows (of every change but the removed ones) into the snapshot table."""
     columns = ", ".join(quote_identifier(c) for c in diff.columns)
     connection.execute(
         f"INSERT INTO {table} ({columns}, {ROW_HASH}) SELECT {columns}, {ROW_HASH}"
-        f" FROM {delivered} WHERE {EVENT} <> 'removed'"
+        f" FROM {changes} WHERE {EVENT} <> 'removed'"
     )

@@ -225,8 +225,13 @@ def test_random_kills_during_a_backfill_and_a_change_run(
 
 
 NAMED_STEPS = {
-    "at_least_once": [faults.AFTER_PUBLISH, faults.AFTER_FLUSH, faults.DURING_STATE_COMMIT],
-    "exactly_once": list(faults.STEPS),
+    "at_least_once": [
+        faults.DURING_STAGING,
+        faults.AFTER_PUBLISH,
+        faults.AFTER_FLUSH,
+        faults.DURING_STATE_COMMIT,
+    ],
+    "exactly_once": [step for step in faults.STEPS if step != faults.DURING_STAGING],
 }
 # With the state in PostgreSQL, the steps where its commit is made, prepared or settled.
 WAREHOUSE_STEPS = {
@@ -257,11 +262,23 @@ def test_a_run_killed_at_each_named_step_loses_nothing(
     faulted.rerun_and_check(figures)
 
 
-@pytest.mark.parametrize("project", ["duckdb", "postgres+warehouse"], indirect=True)
-@pytest.mark.parametrize("mode", MODES)
-def test_a_failed_state_write_commits_nothing(project: Project, kafka: Kafka, mode: str) -> None:
+# (state, mode, step): where a state write fails; only the local state stages its commit.
+WRITE_FAULTS = [
+    (state, mode, faults.DURING_PREPARE if mode == "exactly_once" else faults.DURING_STATE_COMMIT)
+    for state in ("duckdb", "postgres+warehouse")
+    for mode in MODES
+] + [("duckdb", "at_least_once", faults.DURING_STAGING)]
+
+
+@pytest.mark.parametrize(
+    ("project", "mode", "step"),
+    [pytest.param(*case, id="-".join(case)) for case in WRITE_FAULTS],
+    indirect=["project"],
+)
+def test_a_failed_state_write_commits_nothing(
+    project: Project, kafka: Kafka, mode: str, step: str
+) -> None:
     faulted = Faulted(project, kafka, mode, NAMED_ROWS)
-    step = faults.DURING_PREPARE if mode == "exactly_once" else faults.DURING_STATE_COMMIT
 
     failed = project.sync("--select", "big", env={faults.FAULT_ENV: f"{step}:enospc"})
 

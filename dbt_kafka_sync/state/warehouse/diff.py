@@ -363,7 +363,7 @@ def fetch_changes(
         previous_join = f"LEFT JOIN {FETCHED_PREVIOUS} p ON p.{SEQ_COLUMN} = f.{SEQ_COLUMN}"
     session.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {CHANGES} AS
+        CREATE OR REPLACE TABLE {CHANGES} AS
         SELECT f.{SEQ_COLUMN}, f.{EVENT}, {columns}, f.{ROW_HASH}{previous}
         FROM {FETCHED} f {previous_join}
         """

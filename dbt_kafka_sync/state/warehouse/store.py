@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dbt_kafka_sync import faults
 from dbt_kafka_sync.errors import StateError, WarehouseError
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from dbt_kafka_sync.sources.base import Warehouse
     from dbt_kafka_sync.state.history import SyncOutcome
+    from dbt_kafka_sync.state.staging import StagedCommit, StagedLog
     from dbt_kafka_sync.state.store import SyncIdentity
 
 
@@ -157,8 +158,10 @@ class WarehouseStore(BookkeepingStore):
         identity: SyncIdentity,
         run_id: str,
         outcome: SyncOutcome,
+        staged: StagedCommit[Any] | None = None,
     ) -> None:
         """Send the failed numbers up, then one warehouse transaction advances the snapshot."""
+        assert staged is None  # see stage_commit
         self._upload_failed(failed)
         rows = self.log_rows(outcome)
         diff = found.diff
@@ -171,6 +174,16 @@ class WarehouseStore(BookkeepingStore):
             history.record_outcome(self.book, run_id, identity.sync_id, outcome)
             debugger.save_sent(self.book, run_id, identity.sync_id, outcome, rows)
             faults.reached(faults.DURING_STATE_COMMIT)
+
+    def stage_commit(
+        self, found: FoundChanges, sync_id: str, run_id: str, staged_log: StagedLog | None
+    ) -> None:
+        """The warehouse's transaction is opened at the commit, once the deliveries are known.
+
+        Its rows come up from the session through the warehouse's one connection, which
+        the diff and the lease use too: there is no second connection to stage them on.
+        """
+        return None
 
     def prepare_commit(
         self, failed: pa.Array, prepared: PreparedCommit, outcome: SyncOutcome
