@@ -10,8 +10,10 @@ flushed, the same transaction takes the failed rows out again, records the outco
 commits (state/snapshot.py). Nothing of it is visible, nor survives a crash, before that
 COMMIT: a run killed at any point leaves the state as it was.
 
-The cursor sees what the session held when the transaction began: the table of changes,
-not the temporary tables of the session's own connection, nor what is written later.
+The cursor sees the session's databases (the table of changes), not the temporary tables
+of the session's own connection. While a staged commit is open, the session's own
+connection must not write to the state: DuckDB would fail the staged transaction late,
+after every message was sent, on a conflict.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Staged = TypeVar("Staged")
+INTERRUPT_EVERY = 0.05  # seconds between interrupts of a staging thread being stopped
 
 
 @dataclass(frozen=True)
@@ -96,14 +99,25 @@ class StagedCommit(Generic[Staged]):
 
     def close(self) -> None:
         """Stop staging (the sync failed) and roll back what was not committed."""
-        if self._thread.is_alive():
-            self.cursor.interrupt()
-            self._thread.join()
         try:
+            self._stop_staging()
             if self._open:
                 self.cursor.execute("ROLLBACK")
         except Exception:  # the transaction is gone with the connection anyway
             log.debug("could not roll the staged commit back", exc_info=True)
         finally:
+            # Also after a second Ctrl-C in the wait: the session cannot close while the
+            # cursor is busy, and nothing of the open transaction may stay.
             self._open = False
+            self._stop_staging()
             self.cursor.close()
+
+    def _stop_staging(self) -> None:
+        """Interrupt the staging thread until it ends.
+
+        DuckDB drops an interrupt that arrives between two statements, so one is not enough:
+        the thread would go on with every remaining step before the rollback.
+        """
+        while self._thread.is_alive():
+            self.cursor.interrupt()
+            self._thread.join(INTERRUPT_EVERY)
