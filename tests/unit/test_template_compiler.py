@@ -215,6 +215,10 @@ CASES = {
         '{% elsif forloop.first or forloop.index0 == 0 %}"1",{% elsif forloop.last %}"2"'
         '{% else %}"3",{% endif %}{% endfor %}]'
     ),
+    "forloop counters against literals alike in longer loops": (
+        '[{% for t in row.tags %}{% if forloop.index == 1 %}"1"{% elsif forloop.rindex0 < 1 %}'
+        ',"{{ forloop.length }}"{% else %},"m"{% endif %}{% endfor %}]'
+    ),
     "nested loops": '"{% for x in row.tags %}{% for y in row.nums %}{{ x }}{{ y }}'
     '{{ forloop.index }},{% endfor %}|{% endfor %}"',
     "blank blocks write nothing": '{"v": 1{% if row.b %}  {% endif %}'
@@ -304,6 +308,16 @@ REFUSED = {
     "`plus` on `row.big` on a HUGEINT column (Decimal arithmetic)": "{{ row.big | plus: 1 }}",
     "`times` on integers that may overflow": "{{ row.n | times: 10000000000000000000000 }}",
     "`break`": '"{% for x in row.tags %}{% break %}{% endfor %}"',
+    # Checked with loops of 3 items, where `forloop.index == 4` never holds: Liquid writes
+    # [1,2,3,4x] (not JSON, a row error) for 4 items, where DuckDB wrote it as a message.
+    "not JSON for every row (a turn beyond the probed loops)": (
+        "[{% for t in row.tags %}{{ forloop.index }}{% if forloop.index == 4 %}x{% endif %}"
+        "{% unless forloop.last %},{% endunless %}{% endfor %}]"
+    ),
+    "not JSON for every row (a length beyond the probed loops)": (
+        '[{% for t in row.tags %}"{{ t }}"{% if forloop.length > 3 %}x{% endif %}'
+        "{% unless forloop.last %},{% endunless %}{% endfor %}]"
+    ),
 }
 
 
