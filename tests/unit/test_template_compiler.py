@@ -417,3 +417,22 @@ def test_dates_python_cannot_hold_go_to_liquid() -> None:
 
     flags = connection.execute(f"SELECT {built.liquid_rows} FROM changes").fetchall()
     assert [flag for (flag,) in flags] == [False, True, True, False]
+
+
+@pytest.mark.parametrize("column_type", ["TIMESTAMP_MS", "TIMESTAMP_S"])
+def test_date_writes_every_year_of_a_coarser_timestamp(column_type: str) -> None:
+    # DuckDB's strftime took them as TIMESTAMP_NS: 9999-12-31 failed the whole query.
+    connection = duckdb.connect()
+    connection.execute(
+        f"CREATE TABLE changes AS SELECT CAST(ts AS {column_type}) AS ts FROM (VALUES"
+        " (TIMESTAMP '9999-12-31 23:59:59'), (TIMESTAMP '2024-01-02 03:04:05')) AS t (ts)"
+    )
+    template = parse('"{{ row.ts | date: "%Y-%m-%d %H:%M:%S" }}"')
+    built = compile_template(template, {"ts": column_type}, CONTEXT)
+
+    assert built.sql is not None, built.reason
+    found = connection.execute(f"SELECT {built.sql}, {built.liquid_rows} FROM changes").fetchall()
+    rows = connection.execute("SELECT ts FROM changes").fetchall()
+    expected = [template.render({**CONTEXT, "row": {"ts": ts}, "event": "added"}) for (ts,) in rows]
+    assert found == [(value, False) for value, _ in expected]
+    assert found[0][0] == '"9999-12-31 23:59:59"'
