@@ -35,7 +35,7 @@ SPECIAL_CHARACTERS = (
 SPECIAL_STRINGS = (
     "", " ", "  padded  ", "null", "true", "0", "-1.50", "1e5", "NaN", "ß", "straße", "İstanbul",
     "\u0131i", "e\u0301", "😀", "a\u2028b", 'say "hi"', "back\\slash", "line\nbreak", "\\u001F",
-    "a,b,,c", "2024-02-29", "now", "nil", "blank",
+    "a,b,,c", "2024-02-29", "now", "nil", "blank", "99999999999999",
 )  # fmt: skip
 
 text_values = st.one_of(
@@ -122,6 +122,7 @@ def _fixed_types() -> list[ColumnType]:
         ColumnType("TIMESTAMP", datetimes, "date"),
         # Whole milliseconds: DuckDB would round 9999-12-31 23:59:59.999999 into year 10000.
         ColumnType("TIMESTAMP_MS", datetimes.map(_whole_milliseconds), "date"),
+        ColumnType("TIMESTAMP_S", datetimes.map(lambda d: d.replace(microsecond=0)), "date"),
         ColumnType(
             "TIMESTAMP WITH TIME ZONE", datetimes.map(lambda d: d.replace(tzinfo=UTC)), "time"
         ),
