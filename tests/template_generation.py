@@ -35,7 +35,7 @@ SPECIAL_CHARACTERS = (
 SPECIAL_STRINGS = (
     "", " ", "  padded  ", "null", "true", "0", "-1.50", "1e5", "NaN", "ß", "straße", "İstanbul",
     "\u0131i", "e\u0301", "😀", "a\u2028b", 'say "hi"', "back\\slash", "line\nbreak", "\\u001F",
-    "a,b,,c", "2024-02-29", "now", "nil", "blank",
+    "a,b,,c", "2024-02-29", "now", "nil", "blank", "99999999999999",
 )  # fmt: skip
 
 text_values = st.one_of(
@@ -97,7 +97,7 @@ class ColumnType:
 
     sql: str
     values: st.SearchStrategy[Any]
-    kind: str  # number, text, bool, date, list
+    kind: str  # integer, number, text, bool, date, time, list (of text), integers, other
 
 
 def _whole_milliseconds(moment: dt.datetime) -> dt.datetime:
@@ -111,32 +111,33 @@ def _fixed_types() -> list[ColumnType]:
     )
     bigints = st.integers(-(2**63), 2**63 - 1)
     return [
-        ColumnType("BIGINT", bigints, "number"),
-        ColumnType("INTEGER", st.integers(-(2**31), 2**31 - 1), "number"),
+        ColumnType("BIGINT", bigints, "integer"),
+        ColumnType("INTEGER", st.integers(-(2**31), 2**31 - 1), "integer"),
         ColumnType("HUGEINT", st.integers(-(2**127) + 1, 2**127 - 1), "number"),
         ColumnType("DOUBLE", st.sampled_from(SPECIAL_DOUBLES) | st.floats(), "number"),
         ColumnType("BOOLEAN", st.booleans(), "bool"),
         ColumnType("VARCHAR", text_values, "text"),
-        ColumnType("UUID", st.uuids(), "text"),
+        ColumnType("UUID", st.uuids(), "other"),
         ColumnType("DATE", st.dates(), "date"),
         ColumnType("TIMESTAMP", datetimes, "date"),
         # Whole milliseconds: DuckDB would round 9999-12-31 23:59:59.999999 into year 10000.
         ColumnType("TIMESTAMP_MS", datetimes.map(_whole_milliseconds), "date"),
+        ColumnType("TIMESTAMP_S", datetimes.map(lambda d: d.replace(microsecond=0)), "date"),
         ColumnType(
-            "TIMESTAMP WITH TIME ZONE", datetimes.map(lambda d: d.replace(tzinfo=UTC)), "date"
+            "TIMESTAMP WITH TIME ZONE", datetimes.map(lambda d: d.replace(tzinfo=UTC)), "time"
         ),
         ColumnType("VARCHAR[]", st.lists(st.none() | text_values, max_size=4), "list"),
-        ColumnType("BIGINT[]", st.lists(st.none() | bigints, max_size=4), "list"),
+        ColumnType("BIGINT[]", st.lists(st.none() | bigints, max_size=4), "integers"),
         ColumnType(EXACT_NUMERIC, _exact_numeric_text(), "number"),
         # Types the compiler refuses today: their JSON is not the json filter's.
         ColumnType("FLOAT", st.floats(width=32), "number"),
-        ColumnType("JSON", json_documents, "text"),
-        ColumnType("TIME", st.times(), "date"),
-        ColumnType("BLOB", st.binary(max_size=8), "text"),
+        ColumnType("JSON", json_documents, "other"),
+        ColumnType("TIME", st.times(), "time"),
+        ColumnType("BLOB", st.binary(max_size=8), "other"),
         ColumnType(  # nanoseconds since 1970 in 64 bits: years 1678 to 2261
             "TIMESTAMP_NS",
             st.datetimes(dt.datetime(1678, 1, 1), dt.datetime(2261, 12, 31)),
-            "date",
+            "time",
         ),
     ]
 
@@ -181,7 +182,7 @@ class Case:
     changes: list[Change]
     model: str
     run: dict[str, str]
-    shape: str  # "skeleton" (row.x | json in a JSON skeleton) or "rich"
+    shape: str  # "skeleton" (row.x | json in a JSON skeleton), "rich", "rich, any construct"
 
 
 def _row(draw: Callable[..., Any], columns: dict[str, ColumnType], key: int) -> dict[str, Any]:
@@ -196,7 +197,13 @@ def cases(draw: Callable[..., Any], shapes: tuple[str, ...] = ("skeleton", "rich
     """A template, the types of the columns it reads, and up to four changes."""
     columns = {f"c{index}": draw(column_types()) for index in range(draw(st.integers(1, 4)))}
     shape = draw(st.sampled_from(shapes))
-    builder = TemplateBuilder(draw, columns, rich=shape == "rich")
+    # A rich template mostly uses what the compiler builds, for the right types; one in
+    # four uses any construct on any type, most of them refused.
+    if shape == "rich" and draw(st.integers(0, 3)) == 0:
+        shape = "rich, any construct"
+    builder = TemplateBuilder(
+        draw, columns, rich=shape != "skeleton", wild=shape == "rich, any construct"
+    )
     template = builder.document()
     changes = []
     for key in range(1, draw(st.integers(1, 4)) + 1):
@@ -212,7 +219,7 @@ def cases(draw: Callable[..., Any], shapes: tuple[str, ...] = ("skeleton", "rich
     return Case(template, types, changes, model, run, shape)
 
 
-# Filters: name -> arguments (Liquid literals) drawn for it.
+# Filters: name -> arguments (Liquid literals) drawn for it, from any literal.
 FILTER_ARGUMENTS: dict[str, Callable[[Callable[..., Any]], list[str]]] = {
     "default": lambda draw: [draw(st.sampled_from(['"none"', "0", '""', "false"]))],
     "upcase": lambda draw: [],
@@ -236,13 +243,28 @@ FILTER_ARGUMENTS: dict[str, Callable[[Callable[..., Any]], list[str]]] = {
 }
 TEXT_FILTERS = ("upcase", "downcase", "capitalize", "strip", "replace", "append", "prepend")
 NUMBER_FILTERS = ("plus", "minus", "times", "divided_by", "round")
+# The filters the compiler builds for a kind of value, and the kind they give.
 KIND_FILTERS = {
-    "text": (*TEXT_FILTERS, "size", "split", "default"),
-    "number": (*NUMBER_FILTERS, "default"),
-    "date": ("date", "default"),
-    "list": ("join", "size", "first", "last", "default"),
-    "bool": ("default",),
+    "text": (*TEXT_FILTERS, "size", "split", "default", "first"),
+    "integer": (*NUMBER_FILTERS, "default", "append", "prepend", "size"),
+    "date": ("date",),
+    "list": ("join", "size", "first", "last"),
+    "integers": ("join", "size", "first", "last"),
+    "bool": ("default", "append"),
 }
+FILTER_KINDS = {
+    **dict.fromkeys(TEXT_FILTERS, "text"),
+    **dict.fromkeys(NUMBER_FILTERS, "integer"),
+    "size": "integer",
+    "split": "list",
+    "join": "text",
+    "date": "text",
+}
+ITEM_KINDS = {"list": "text", "integers": "integer"}
+LIST_KINDS = tuple(ITEM_KINDS)
+# Kinds whose bare text the compiler writes inside a JSON string.
+BARE_KINDS = ("text", "integer", "number", "bool", "date", "list")
+LITERALS = ("literal", "model", "run.id", "run.started_at")  # the same for every row
 
 
 def _string_literal(draw: Callable[..., Any]) -> str:
@@ -255,20 +277,45 @@ def _number_literal(draw: Callable[..., Any]) -> str:
     return str(draw(st.sampled_from([0, 1, -1, 2, 3, 7, 100, 0.5, -2.5, 1.005, 10**20])))
 
 
+def _integer_literal(draw: Callable[..., Any]) -> str:
+    return str(draw(st.sampled_from([0, 1, -1, 2, 3, 4, 7, 100, -12345678901])))
+
+
+def _literal(draw: Callable[..., Any], kind: str, wild: bool) -> str:
+    """A literal to compare or match a value of a kind with."""
+    if kind == "bool":
+        return str(draw(st.sampled_from(["true", "false"])))
+    if kind in ("integer", "integers", "number"):
+        return (_number_literal if wild else _integer_literal)(draw)
+    return _string_literal(draw)
+
+
 @dataclass
 class TemplateBuilder:
-    """Draws a template as text: a JSON document whose values are Liquid constructs."""
+    """Draws a template as text: a JSON document whose values are Liquid constructs.
+
+    Attributes:
+        wild: any construct on any value; otherwise mostly what the compiler builds
+            (filters for the value's type, literals of its type...).
+    """
 
     draw: Callable[..., Any]
     columns: dict[str, ColumnType]
     rich: bool
+    wild: bool = False
     locals: dict[str, str] = field(default_factory=dict)  # assigned/loop names -> kind
+    captures: set[str] = field(default_factory=set)  # captured names, written bare
     depth: int = 0
+    blocks: int = 0  # enclosing tags (if, for...)
 
     def document(self) -> str:
         """A JSON object, as message templates are; sometimes led by assign or capture."""
         prefix = self._definitions() if self.rich else ""
         return prefix + self._object()
+
+    def _rarely(self, one_in: int) -> bool:
+        """True in wild templates, else once in `one_in` draws."""
+        return self.wild or self.draw(st.integers(1, one_in)) == 1
 
     # --- JSON structure -------------------------------------------------------------
 
@@ -280,9 +327,13 @@ class TemplateBuilder:
         if self.depth < 3:
             options += ["object", "array"]
         if self.rich:
-            options += ["json", "string", "bare", "raw_json"]
+            options += ["json", "string", "string", "bare"]
+            if self.wild:
+                options += ["raw_json"]
             if self.depth < 3:
-                options += ["if", "unless", "case", "for", "assign", "capture"]
+                options += ["if", "unless", "case", "for"]
+                if self.blocks == 0 or self.wild:  # assign in a block is refused
+                    options += ["assign", "capture"]
         choice = self.draw(st.sampled_from(options))
         self.depth += 1
         try:
@@ -322,14 +373,31 @@ class TemplateBuilder:
     def _value_json(self) -> str:
         if not self.rich:
             return f"{{{{ row.{self._column()} | json }}}}"
-        return self._output(self._expression(), "json")
+        return self._output(self._expression()[0], "json")
 
     def _value_raw_json(self) -> str:
-        return self._output(self._expression(), "raw_json")
+        return self._output(self._expression()[0], "raw_json")
 
     def _value_bare(self) -> str:
-        # A number written bare is JSON; anything else makes the row an error, on purpose.
-        return self._bare_output(kind="number")
+        """A value written bare where JSON wants a value.
+
+        Integers that are never nil (a size, a sum, forloop.index) are JSON; anything
+        else makes the row an error, on purpose (and the compiler refuses it).
+        """
+        if self._rarely(4):
+            return self._bare_output(kinds=("integer",))
+        counters = [name for name in self.locals if name.startswith("forloop.")]
+        counters = [name for name in counters if self.locals[name] == "integer"]
+        options = ["size", "math", *(["forloop"] if counters else [])]
+        choice = self.draw(st.sampled_from(options))
+        if choice == "forloop":
+            return self._output(self.draw(st.sampled_from(counters)))
+        if choice == "size":
+            primary, _ = self._primary(("text", *LIST_KINDS))
+            return self._output(f"{primary} | size")
+        primary, _ = self._primary(("integer",))
+        name = self.draw(st.sampled_from(NUMBER_FILTERS))
+        return self._output(f"{primary} | {self._filter(name, 'integer')}")
 
     def _value_string(self) -> str:
         parts = []
@@ -341,8 +409,18 @@ class TemplateBuilder:
                 parts.append(text)
         return '"' + "".join(parts) + '"'
 
-    def _bare_output(self, kind: str | None = None) -> str:
-        return self._output(self._expression(kind))
+    def _bare_output(self, kinds: tuple[str, ...] | None = None) -> str:
+        """A value written bare inside a JSON string (or anywhere, in wild templates)."""
+        if self.captures and self.draw(st.integers(0, 3)) == 0:
+            # A capture is written as it is: with filters or fields, Liquid renders it.
+            name = self.draw(st.sampled_from(sorted(self.captures)))
+            return self._output(name + (" | upcase" if self._rarely(10) and self.wild else ""))
+        if kinds is None and not self.wild:
+            kinds = BARE_KINDS
+        expression, kind = self._expression(kinds)
+        if kind == "integers" and not self.wild:  # an integer list's text is refused
+            expression += f" | {self._filter('join', kind)}"
+        return self._output(expression)
 
     def _output(self, expression: str, last_filter: str | None = None) -> str:
         dash_left, dash_right = self._dashes()
@@ -355,48 +433,81 @@ class TemplateBuilder:
 
     # --- expressions --------------------------------------------------------------------
 
-    def _column(self, kind: str | None = None) -> str:
-        names = [n for n, c in self.columns.items() if kind is None or c.kind == kind]
+    def _column(self, kinds: tuple[str, ...] | None = None) -> str:
+        names = [n for n, c in self.columns.items() if kinds is None or c.kind in kinds]
         return str(self.draw(st.sampled_from(names or [PRIMARY_KEY])))
 
     def _kind_of(self, column: str) -> str:
-        return self.columns[column].kind if column in self.columns else "number"
+        return self.columns[column].kind if column in self.columns else "integer"
 
-    def _primary(self, kind: str | None = None) -> tuple[str, str]:
-        """A variable or literal, and its kind."""
+    def _primary(self, kinds: tuple[str, ...] | None = None) -> tuple[str, str]:
+        """A variable or literal, and its kind (of those asked for, where it can)."""
         options = ["row", "row", "row", "previous", "context", "literal"]
-        if self.locals:
+        names = [n for n, k in self.locals.items() if kinds is None or k in kinds]
+        if names:
             options += ["local", "local"]
         choice = self.draw(st.sampled_from(options))
+        wanted = kinds if kinds and "integer" not in kinds and not self.wild else None
+        if wanted and not any(c.kind in wanted for c in self.columns.values()):
+            choice = "context" if choice in ("row", "previous") else choice  # `event`: text
         if choice in ("row", "previous"):
-            column = self._column(kind)
+            column = self._column(kinds)
             path = f"{choice}.{column}"
-            if self._kind_of(column) in ("list", "text") and self.draw(st.integers(0, 5)) == 0:
+            kind = self._kind_of(column)
+            if kind in ("text", *LIST_KINDS) and self._rarely(6) and self.draw(st.booleans()):
+                # Liquid reads a field of a string or list; the compiler refuses it.
                 path += "." + self.draw(st.sampled_from(["size", "first", "last"]))
-            return path, self._kind_of(column)
-        if choice == "context":
+            return path, kind
+        if choice == "context" and (kinds is None or "text" in kinds):
             name = self.draw(st.sampled_from(["event", "model", "run.id", "run.started_at"]))
             return name, "text"
         if choice == "local":
-            name = self.draw(st.sampled_from(sorted(self.locals)))
+            name = self.draw(st.sampled_from(sorted(names)))
             return name, self.locals[name]
-        literal = self.draw(st.sampled_from([_string_literal, _number_literal]))(self.draw)
-        return literal, "number" if literal[0] not in "'\"" else "text"
+        if self.wild:
+            literal = self.draw(st.sampled_from([_string_literal, _number_literal]))(self.draw)
+            return literal, "number" if literal[0] not in "'\"" else "text"
+        literal_kinds = [k for k in ("text", "integer") if not kinds or k in kinds]
+        kind = self.draw(st.sampled_from(literal_kinds or ["integer"]))
+        return _literal(self.draw, kind, wild=False), kind
 
-    def _expression(self, kind: str | None = None) -> str:
-        """A variable or literal with a chain of filters (with arguments)."""
-        primary, found = self._primary(kind)
+    def _filter(self, name: str, kind: str) -> str:
+        """A filter with its arguments, for a value of a kind."""
+        if self.wild:
+            arguments = FILTER_ARGUMENTS[name](self.draw)
+        elif name == "default":
+            arguments = [_literal(self.draw, kind, wild=False)]
+        elif name in NUMBER_FILTERS and name != "round":
+            arguments = [_integer_literal(self.draw)]
+            if name == "divided_by" and arguments == ["0"]:
+                arguments = ["7"]
+        elif name in ("split", "date"):
+            arguments = [a for a in FILTER_ARGUMENTS[name](self.draw) if a not in ('" "', '"%s"')]
+            arguments = arguments or ['"-"' if name == "split" else '"%Y"']
+        else:
+            arguments = FILTER_ARGUMENTS[name](self.draw)
+        return name + (": " + ", ".join(arguments) if arguments else "")
+
+    def _expression(self, kinds: tuple[str, ...] | None = None) -> tuple[str, str]:
+        """A variable or literal with a chain of filters (with arguments), and its kind."""
+        primary, found = self._primary(kinds)
         filters = []
         for _ in range(self.draw(st.integers(0, 2))):
-            if self.draw(st.integers(0, 4)) == 0:
+            allowed = KIND_FILTERS.get(found, ())
+            if self.wild and self.draw(st.integers(0, 2)) == 0:
                 name = self.draw(st.sampled_from(sorted(FILTER_ARGUMENTS)))
+            elif self.wild or allowed:
+                name = self.draw(st.sampled_from(allowed or ("default",)))
             else:
-                name = self.draw(st.sampled_from(KIND_FILTERS.get(found, ("default",))))
-            arguments = FILTER_ARGUMENTS[name](self.draw)
-            filters.append(name + (": " + ", ".join(arguments) if arguments else ""))
-            found = "number" if name in (*NUMBER_FILTERS, "size") else found
-            found = "text" if name in (*TEXT_FILTERS, "join", "date") else found
-        return " | ".join([primary, *filters])
+                break
+            if not self.wild and kinds and FILTER_KINDS.get(name, found) not in kinds:
+                break
+            filters.append(self._filter(name, found))
+            if name in ("first", "last"):
+                found = ITEM_KINDS.get(found, "nil")
+            else:
+                found = FILTER_KINDS.get(name, found)
+        return " | ".join([primary, *filters]), found
 
     def _condition(self) -> str:
         parts = [self._comparison() for _ in range(self.draw(st.integers(1, 2)))]
@@ -404,21 +515,35 @@ class TemplateBuilder:
         return parts[0] + "".join(j + p for j, p in zip(joiners, parts[1:], strict=True))
 
     def _comparison(self) -> str:
-        primary, kind = self._primary()
-        form = self.draw(st.sampled_from(["truthy", "compare", "contains", "blank", "nil"]))
+        forms = ["truthy", "compare", "contains", "blank", "nil"]
+        form = self.draw(st.sampled_from(forms))
+        if self.wild:
+            primary, kind = self._primary()
+        else:
+            kinds = {
+                "truthy": None,
+                "nil": None,
+                "compare": ("text", "integer", "bool", "date"),
+                "contains": ("text", *LIST_KINDS),
+                "blank": ("text", *LIST_KINDS),
+            }[form]
+            primary, kind = self._primary(kinds)
+            if form == "blank" and (primary in LITERALS or primary[0] in "'\"-0123456789"):
+                form = "nil"  # a constant compared with blank is refused
         if form == "truthy":
             return primary
         if form == "contains":
-            return f"{primary} contains {_string_literal(self.draw)}"
+            needle = _literal(self.draw, ITEM_KINDS.get(kind, "text"), self.wild)
+            return f"{primary} contains {needle}"
         if form in ("blank", "nil"):
             operator = self.draw(st.sampled_from(["==", "!="]))
             other = self.draw(st.sampled_from(["blank", "empty"])) if form == "blank" else "nil"
             return f"{primary} {operator} {other}"
-        operator = self.draw(st.sampled_from(["==", "!=", "<", ">", "<=", ">="]))
-        literal = _number_literal(self.draw) if kind == "number" else _string_literal(self.draw)
-        if kind == "bool":
-            literal = self.draw(st.sampled_from(["true", "false"]))
-        return f"{primary} {operator} {literal}"
+        operators = ["==", "!=", "<", ">", "<=", ">="]
+        if not self.wild and kind in ("bool", "date"):
+            operators = ["==", "!="]  # no order between booleans, nor dates and text
+        operator = self.draw(st.sampled_from(operators))
+        return f"{primary} {operator} {_literal(self.draw, kind, self.wild)}"
 
     # --- tags -----------------------------------------------------------------------------
 
@@ -426,53 +551,76 @@ class TemplateBuilder:
         left, right = self._dashes()
         return f"{{%{left} {body} {right}%}}"
 
+    def _block(self) -> str:
+        """A value inside a tag's block."""
+        self.blocks += 1
+        try:
+            return self._value()
+        finally:
+            self.blocks -= 1
+
     def _value_if(self) -> str:
-        text = self._tag(f"if {self._condition()}") + self._value()
+        text = self._tag(f"if {self._condition()}") + self._block()
         for _ in range(self.draw(st.integers(0, 2))):
-            text += self._tag(f"elsif {self._condition()}") + self._value()
+            text += self._tag(f"elsif {self._condition()}") + self._block()
         # Without else, the value may be missing: invalid JSON for such rows, on purpose.
         if self.draw(st.integers(0, 5)):
-            text += self._tag("else") + self._value()
+            text += self._tag("else") + self._block()
         return text + self._tag("endif")
 
     def _value_unless(self) -> str:
-        text = self._tag(f"unless {self._condition()}") + self._value()
-        return text + self._tag("else") + self._value() + self._tag("endunless")
+        text = self._tag(f"unless {self._condition()}") + self._block()
+        return text + self._tag("else") + self._block() + self._tag("endunless")
 
     def _value_case(self) -> str:
-        subject, kind = self._primary()
+        subject, kind = self._primary(None if self.wild else ("text", "integer"))
         text = self._tag(f"case {subject}")
         for _ in range(self.draw(st.integers(1, 2))):
-            literals = [
-                _number_literal(self.draw) if kind == "number" else _string_literal(self.draw)
-                for _ in range(self.draw(st.integers(1, 2)))
-            ]
+            count = self.draw(st.integers(1, 2))
+            literals = [_literal(self.draw, kind, self.wild) for _ in range(count)]
+            if not self.wild:  # the same value twice writes the block twice: refused
+                literals = list(dict.fromkeys(literals))
             separator: str = self.draw(st.sampled_from([", ", " or "]))
-            text += self._tag(f"when {separator.join(literals)}") + self._value()
-        return text + self._tag("else") + self._value() + self._tag("endcase")
+            text += self._tag(f"when {separator.join(literals)}") + self._block()
+        return text + self._tag("else") + self._block() + self._tag("endcase")
 
     def _value_for(self) -> str:
         source = self.draw(st.sampled_from(["row", "previous"]))
-        target = f"{source}.{self._column('list')}"
-        if self.draw(st.integers(0, 3)) == 0:  # a string split into a list
-            target = f'{source}.{self._column("text")} | split: ","'
-        variable = self.draw(st.sampled_from(["item", "x", "tag"]))
+        lists = [n for n, c in self.columns.items() if c.kind in LIST_KINDS]
+        texts = [n for n, c in self.columns.items() if c.kind == "text"]
+        if lists and not (texts and self.draw(st.integers(0, 3)) == 0):
+            column = self.draw(st.sampled_from(lists))
+            target, item = f"{source}.{column}", ITEM_KINDS[self.columns[column].kind]
+        elif texts or self.wild:  # a string split into a list (or, wild, anything)
+            split_on = self.draw(st.sampled_from(['","', '"-"', '""']))
+            target = f"{source}.{self._column(('text',))} | split: {split_on}"
+            item = "text"
+        else:
+            target, item = 'event | split: "e"', "text"
+        names = ["item", "x", "tag"]
+        if not self.wild:  # a loop variable hiding another is refused
+            names = [name for name in names if name not in self.locals] or ["item2"]
+        variable = self.draw(st.sampled_from(names))
         options = ""
         if self.draw(st.booleans()):
             options += f" limit: {self.draw(st.integers(0, 3))}"
         if self.draw(st.booleans()):
             options += f" offset: {self.draw(st.integers(0, 3))}"
+        if self.draw(st.integers(0, 5)) == 0:
+            options += " reversed"
         if "|" in target:  # filters are not allowed in a for tag: assign first
+            if self.blocks and not self.wild:
+                return self._value_json()  # assign in a block is refused
             assigned = f"{{% assign parts = {target} %}}"
             target = "parts"
         else:
             assigned = ""
         outer = dict(self.locals)
-        self.locals[variable] = "text"
-        self.locals.update({f"forloop.{n}": "number" for n in ("index", "index0", "rindex")})
+        self.locals[variable] = item
+        self.locals.update({f"forloop.{n}": "integer" for n in ("index", "index0", "rindex")})
+        self.locals.update({f"forloop.{n}": "integer" for n in ("rindex0", "length")})
         self.locals.update({"forloop.first": "bool", "forloop.last": "bool"})
-        self.locals["forloop.length"] = "number"
-        body = self._value()
+        body = self._block()
         self.locals = outer
         separator: str = self.draw(
             st.sampled_from(
@@ -487,7 +635,8 @@ class TemplateBuilder:
             loop = self._tag(f"for {variable} in {target}{options}") + separator + body
         else:
             loop = self._tag(f"for {variable} in {target}{options}") + body + separator
-        return assigned + "[" + loop + self._tag("endfor") + "]"
+        empty = self._tag("else") + self._block() if self.draw(st.integers(0, 5)) == 0 else ""
+        return assigned + "[" + loop + empty + self._tag("endfor") + "]"
 
     def _definitions(self) -> str:
         text = ""
@@ -497,24 +646,29 @@ class TemplateBuilder:
 
     def _assign(self) -> str:
         name = self.draw(st.sampled_from(["v", "total", "label"]))
-        expression = self._expression()
-        self.locals[name] = "text"
+        expression, kind = self._expression()
+        self.locals[name] = kind
+        self.captures.discard(name)
         return self._tag(f"assign {name} = {expression}")
 
     def _capture(self) -> str:
         name = self.draw(st.sampled_from(["captured", "label"]))
         body = self._value_string()[1:-1]  # string content: bare outputs, escaped once
-        self.locals[name] = "text"
+        if self.wild:
+            self.locals[name] = "text"  # then read with filters, compared...: refused
+        else:
+            self.locals.pop(name, None)
+            self.captures.add(name)
         return self._tag(f"capture {name}") + body + self._tag("endcapture")
 
     def _value_assign(self) -> str:
-        outer = dict(self.locals)
+        outer, captures = dict(self.locals), set(self.captures)
         text = self._assign() + self._value()
-        self.locals = outer
+        self.locals, self.captures = outer, captures
         return text
 
     def _value_capture(self) -> str:
-        outer = dict(self.locals)
+        outer, captures = dict(self.locals), set(self.captures)
         text = self._capture() + self._value()
-        self.locals = outer
+        self.locals, self.captures = outer, captures
         return text

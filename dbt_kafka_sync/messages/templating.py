@@ -188,14 +188,20 @@ def _run_clock(original: Any, now: dt.datetime) -> Any:
     """Wrap the `date` filter: 'now' and 'today' mean the run's start.
 
     Every message of a run then carries the same time, and rendering a row again (to
-    find the row of a failed message) gives the same message.
+    find the row of a failed message) gives the same message. A date Python cannot
+    hold (`99999999999999 | date: ...`, seconds after year 9999) fails the row, as the
+    filter's own errors do, instead of the whole sync.
     """
+    from liquid.exceptions import FilterArgumentError
 
     @functools.wraps(original)  # keeps the filter's flags (it wants the environment)
     def date(value: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("now", "today"):
             value = now
-        return original(value, *args, **kwargs)
+        try:
+            return original(value, *args, **kwargs)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise FilterArgumentError(f"date: {exc}", token=None) from None
 
     return date
 

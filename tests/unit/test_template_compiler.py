@@ -215,6 +215,10 @@ CASES = {
         '{% elsif forloop.first or forloop.index0 == 0 %}"1",{% elsif forloop.last %}"2"'
         '{% else %}"3",{% endif %}{% endfor %}]'
     ),
+    "forloop counters against literals alike in longer loops": (
+        '[{% for t in row.tags %}{% if forloop.index == 1 %}"1"{% elsif forloop.rindex0 < 1 %}'
+        ',"{{ forloop.length }}"{% else %},"m"{% endif %}{% endfor %}]'
+    ),
     "nested loops": '"{% for x in row.tags %}{% for y in row.nums %}{{ x }}{{ y }}'
     '{{ forloop.index }},{% endfor %}|{% endfor %}"',
     "blank blocks write nothing": '{"v": 1{% if row.b %}  {% endif %}'
@@ -304,6 +308,16 @@ REFUSED = {
     "`plus` on `row.big` on a HUGEINT column (Decimal arithmetic)": "{{ row.big | plus: 1 }}",
     "`times` on integers that may overflow": "{{ row.n | times: 10000000000000000000000 }}",
     "`break`": '"{% for x in row.tags %}{% break %}{% endfor %}"',
+    # Checked with loops of 3 items, where `forloop.index == 4` never holds: Liquid writes
+    # [1,2,3,4x] (not JSON, a row error) for 4 items, where DuckDB wrote it as a message.
+    "not JSON for every row (a turn beyond the probed loops)": (
+        "[{% for t in row.tags %}{{ forloop.index }}{% if forloop.index == 4 %}x{% endif %}"
+        "{% unless forloop.last %},{% endunless %}{% endfor %}]"
+    ),
+    "not JSON for every row (a length beyond the probed loops)": (
+        '[{% for t in row.tags %}"{{ t }}"{% if forloop.length > 3 %}x{% endif %}'
+        "{% unless forloop.last %},{% endunless %}{% endfor %}]"
+    ),
 }
 
 
@@ -403,3 +417,22 @@ def test_dates_python_cannot_hold_go_to_liquid() -> None:
 
     flags = connection.execute(f"SELECT {built.liquid_rows} FROM changes").fetchall()
     assert [flag for (flag,) in flags] == [False, True, True, False]
+
+
+@pytest.mark.parametrize("column_type", ["TIMESTAMP_MS", "TIMESTAMP_S"])
+def test_date_writes_every_year_of_a_coarser_timestamp(column_type: str) -> None:
+    # DuckDB's strftime took them as TIMESTAMP_NS: 9999-12-31 failed the whole query.
+    connection = duckdb.connect()
+    connection.execute(
+        f"CREATE TABLE changes AS SELECT CAST(ts AS {column_type}) AS ts FROM (VALUES"
+        " (TIMESTAMP '9999-12-31 23:59:59'), (TIMESTAMP '2024-01-02 03:04:05')) AS t (ts)"
+    )
+    template = parse('"{{ row.ts | date: "%Y-%m-%d %H:%M:%S" }}"')
+    built = compile_template(template, {"ts": column_type}, CONTEXT)
+
+    assert built.sql is not None, built.reason
+    found = connection.execute(f"SELECT {built.sql}, {built.liquid_rows} FROM changes").fetchall()
+    rows = connection.execute("SELECT ts FROM changes").fetchall()
+    expected = [template.render({**CONTEXT, "row": {"ts": ts}, "event": "added"}) for (ts,) in rows]
+    assert found == [(value, False) for value, _ in expected]
+    assert found[0][0] == '"9999-12-31 23:59:59"'

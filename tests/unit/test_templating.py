@@ -223,6 +223,20 @@ def test_failing_math_fails_the_row_not_the_sync(source: str, error: str) -> Non
     assert value is None and reason is not None and error in reason
 
 
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (10**12, "date: year 33658 is out of range"),
+        ("99999999999999", "date: year"),
+        ("99999999999999999999999", "date: "),
+    ],
+)
+def test_a_date_python_cannot_hold_fails_the_row_not_the_sync(value: Any, error: str) -> None:
+    # Seconds since 1970 beyond year 9999: datetime raised ValueError or OverflowError.
+    result, reason = render('{"at": "{{ row.x | date: "%Y" }}"}', {"x": value})
+    assert result is None and reason is not None and error in reason
+
+
 @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_not_json(text: str) -> None:
     value, error = render('{"x": {{ row.s | raw_json }}}', {"s": text})

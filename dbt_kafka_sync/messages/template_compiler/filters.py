@@ -285,7 +285,10 @@ def _date(
         raise Refused(f"`date` on {value.describe()}")
     # Liquid fails on nil; Python writes years before 1000 without zero padding.
     needs_liquid(f"COALESCE(year({value.sql}) < 1000, true)")
-    return _str(f"strftime({value.sql}, {quote_literal(layout)})", label)
+    # DuckDB's strftime takes a TIMESTAMP_MS or _S as TIMESTAMP_NS, and fails the whole
+    # query for a year after 2262: as TIMESTAMP (microseconds), every year is written.
+    moment = value.sql if value.kind == DATE else f"CAST({value.sql} AS TIMESTAMP)"
+    return _str(f"strftime({moment}, {quote_literal(layout)})", label)
 
 
 def _json(

@@ -25,6 +25,7 @@ from dbt_kafka_sync.messages.template_compiler.conditions import (
 from dbt_kafka_sync.messages.template_compiler.document import (
     BOOL_PROBES,
     JSON_PROBES,
+    LOOP_TURNS,
     NUMBER_PROBES,
     TEXT_PROBES,
     Choice,
@@ -507,21 +508,30 @@ def _item(items: Value, sql: str, name: str) -> Value:
 def _forloop(loop: _Loop, attribute: str) -> Value:
     """`forloop.index` and the like, with their values at a probed turn."""
     turn, length, depth = loop.turn, f"len({loop.items})", loop.depth
-    known: dict[str, tuple[str, str, Callable[[int, int], Any]]] = {
-        "index": (f"{turn}::HUGEINT", INT, lambda i, n: i + 1),
-        "index0": (f"({turn} - 1)::HUGEINT", INT, lambda i, n: i),
-        "rindex": (f"({length} - {turn} + 1)::HUGEINT", INT, lambda i, n: n - i),
-        "rindex0": (f"({length} - {turn})::HUGEINT", INT, lambda i, n: n - i - 1),
-        "first": (f"({turn} = 1)", BOOL, lambda i, n: i == 0),
-        "last": (f"({turn} = {length})", BOOL, lambda i, n: i == n - 1),
-        "length": (f"{length}::HUGEINT", INT, lambda i, n: n),
+    # SQL, kind, value at a turn, and from which value all turns are alike (see Value).
+    known: dict[str, tuple[str, str, Callable[[int, int], Any], int | None]] = {
+        "index": (f"{turn}::HUGEINT", INT, lambda i, n: i + 1, 2),
+        "index0": (f"({turn} - 1)::HUGEINT", INT, lambda i, n: i, 1),
+        "rindex": (f"({length} - {turn} + 1)::HUGEINT", INT, lambda i, n: n - i, 2),
+        "rindex0": (f"({length} - {turn})::HUGEINT", INT, lambda i, n: n - i - 1, 1),
+        "first": (f"({turn} = 1)", BOOL, lambda i, n: i == 0, None),
+        "last": (f"({turn} = {length})", BOOL, lambda i, n: i == n - 1, None),
+        "length": (f"{length}::HUGEINT", INT, lambda i, n: n, max(LOOP_TURNS)),
     }
     if attribute not in known:
         raise Refused(f"`forloop.{attribute}`")
-    sql, kind, python = known[attribute]
+    sql, kind, python, alike_from = known[attribute]
 
     def probe(loops: dict[int, tuple[int, int]]) -> Any:
         index, count = loops[depth]
         return python(index, count)
 
-    return Value(sql, kind, f"forloop.{attribute}", probe=probe, python=2**64, never_nil=True)
+    return Value(
+        sql,
+        kind,
+        f"forloop.{attribute}",
+        probe=probe,
+        python=2**64,
+        never_nil=True,
+        alike_from=alike_from,
+    )

@@ -60,6 +60,9 @@ class Value:
         python: the constant's Python value.
         probe: the value at a turn of the enclosing loops, for `forloop` values.
         never_nil: the value is never nil (a count, a sum): its text is never empty.
+        alike_from: for `forloop.index` and the like, the value from which every turn of
+            a loop longer than the probed ones is like a probed turn (2 for `index`: a
+            probed loop of 3 items has a first turn, and turns at 2 and 3 like all others).
     """
 
     sql: str
@@ -71,6 +74,7 @@ class Value:
     python: Any = None
     probe: Callable[[dict[int, tuple[int, int]]], Any] | None = None
     never_nil: bool = False
+    alike_from: int | None = None
 
     def at(self, loops: dict[int, tuple[int, int]]) -> Any:
         """The value when loops (depth -> (index0, length)) are at a given turn, or UNKNOWN.
