@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import textwrap
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -205,9 +206,11 @@ def plot_throughput(path: Path, results: list[Measurement], title: str) -> None:
     from matplotlib.ticker import MaxNLocator  # type: ignore[import-not-found,unused-ignore]
 
     shown = [m for m in results if m.messages]
-    figure, axes = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.5))
+    figure, axes = plt.subplots(figsize=(11, 0.55 * len(shown) + 1.5))
     colours = [_colour(m.key) for m in shown]
-    bars = axes.barh([m.label for m in shown], [m.msgs_per_s for m in shown], color=colours)
+    # Long labels wrapped: unwrapped, they squeezed the bars into a third of the width.
+    labels = [textwrap.fill(m.label, 42) for m in shown]
+    bars = axes.barh(labels, [m.msgs_per_s for m in shown], color=colours)
     axes.bar_label(bars, labels=[f"{m.msgs_per_s:,.0f}" for m in shown], padding=3, fontsize=8)
     axes.invert_yaxis()
     axes.set_xlabel("messages per second (higher is better)")
@@ -217,5 +220,5 @@ def plot_throughput(path: Path, results: list[Measurement], title: str) -> None:
     axes.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
     axes.xaxis.set_major_formatter(lambda value, _: f"{value / 1000:,.0f}k")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
