@@ -383,15 +383,21 @@ class SyncJob:
         if debugger is None or not debugger.enabled:
             return None
         recorder = MessageRecorder(self.connection, debugger.record_values)
-        if prepared.renderer is None:
+        if prepared.renderer is None or prepared.renders_few_rows:
             recorder.rebuild(prepared.query, datetime.now(timezone.utc))
+        if prepared.renderer is not None and prepared.renders_few_rows:
+            recorder.patch_rendered()  # the few rows Liquid renders: NULL in the query
         return recorder
 
     def _recording(
         self, prepared: PreparedSync, batches: Iterator[pa.RecordBatch]
     ) -> Iterator[pa.RecordBatch]:
-        """The batches to send; rendered ones are recorded on the way when the debugger is on."""
-        if self._recorder is None or self._recorder.rebuilt:
+        """The batches to send; rendered values are recorded on the way when the debugger is on."""
+        if self._recorder is None:
+            return batches
+        if self._recorder.patches:
+            return self._recorder.collect(batches)
+        if self._recorder.rebuilt:
             return batches
         return self._recorder.record(batches)
 
@@ -408,7 +414,11 @@ class SyncJob:
         rows = self._recorder.finish(deliveries.failed, refused, unconfirmed)
         rates = [Throughput(self.sync_id, s, n) for s, n in deliveries.clock.per_second()]
         self.outcome.log = SentLog(
-            rows, self._timings, rates, undelivered=self._recorder.undelivered
+            rows,
+            self._timings,
+            rates,
+            undelivered=self._recorder.undelivered,
+            rendered=self._recorder.rendered,
         )
 
     def _commit_begins(self) -> None:
@@ -456,6 +466,8 @@ class SyncJob:
 
         Messages Liquid renders are logged as they are sent, into a table the staged
         transaction, begun before, would not see: their commit is done after the flush.
+        A template DuckDB builds but for a few rows is staged: the commit patches the
+        values of those rows in (SentLog.rendered).
         """
         if recorder is not None and not recorder.rebuilt:
             return None

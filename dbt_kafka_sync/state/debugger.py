@@ -77,6 +77,19 @@ def save_log(
     )
 
 
+def patch_rendered(book: Bookkeeping, run_id: str, sync_id: str, rendered: str) -> None:
+    """Set the size and value of the messages logged before Liquid rendered them.
+
+    `rendered` is a relation with seq, size and message_value that the book's connection
+    reads (message_value NULL when values are not recorded).
+    """
+    book.execute(
+        f"UPDATE {book.table(MESSAGES)} m SET size = r.size, message_value = r.message_value"
+        f" FROM {rendered} r WHERE m.run_id = $1 AND m.sync_id = $2 AND m.seq = r.seq",
+        [run_id, sync_id],
+    )
+
+
 def mark_undelivered(book: Bookkeeping, run_id: str, sync_id: str, outcomes: str) -> None:
     """Set the outcome of the messages that were logged as delivered before they failed.
 

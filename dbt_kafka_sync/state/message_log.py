@@ -74,6 +74,9 @@ class SentLog:
         commit_started: monotonic time the commit began, to time it.
         undelivered: the messages not delivered, as a pyarrow table of seq, outcome and
             reason (for a log written before the deliveries were known); None when none.
+        rendered: the messages Liquid rendered in a template DuckDB builds but for a few
+            rows, as a pyarrow table of seq, size and message_value, for a log written
+            before the deliveries were known (`rows` has them already); None otherwise.
     """
 
     rows: str | None = None
@@ -81,6 +84,7 @@ class SentLog:
     rates: list[Throughput] = field(default_factory=list)
     commit_started: float = 0.0
     undelivered: Any = None
+    rendered: Any = None
 
 
 @dataclass(frozen=True)

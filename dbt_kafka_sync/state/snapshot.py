@@ -20,7 +20,7 @@ from dbt_kafka_sync.changes.keys import row_key_expression
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
 from dbt_kafka_sync.sql import quote_identifier
-from dbt_kafka_sync.state.debugger import mark_undelivered, save_log, save_sent
+from dbt_kafka_sync.state.debugger import mark_undelivered, patch_rendered, save_log, save_sent
 from dbt_kafka_sync.state.history import SyncOutcome, record_outcome
 from dbt_kafka_sync.state.local_file import local_bookkeeping
 from dbt_kafka_sync.state.prepared import (
@@ -241,6 +241,7 @@ def commit(
         save_sync(book, identity, table, diff)
         record_outcome(book, run_id, identity.sync_id, outcome)
         if staging is not None and staging.log and outcome.log is not None:
+            _patch_rendered(connection, book, run_id, identity.sync_id, outcome.log.rendered)
             _mark_undelivered(connection, book, run_id, identity.sync_id, outcome.log.undelivered)
             save_sent(book, run_id, identity.sync_id, outcome, None)
         else:
@@ -261,6 +262,23 @@ def _transaction(book: Bookkeeping, staging: Staging | None) -> Iterator[None]:
         book.execute("ROLLBACK")
         raise
     book.execute("COMMIT")
+
+
+def _patch_rendered(
+    connection: duckdb.DuckDBPyConnection,
+    book: Bookkeeping,
+    run_id: str,
+    sync_id: str,
+    rendered: pa.Table | None,
+) -> None:
+    """In a log rebuilt by DuckDB: write the values of the few messages Liquid rendered."""
+    if rendered is None or not rendered.num_rows:
+        return
+    connection.register("dks_rendered", rendered)
+    try:
+        patch_rendered(book, run_id, sync_id, "dks_rendered")
+    finally:
+        connection.unregister("dks_rendered")
 
 
 def _mark_undelivered(

@@ -205,3 +205,50 @@ def test_log_kept_with_the_state_in_postgres(project: Project, kafka: Kafka) -> 
     assert delivered == {(topic, r.key, r.value) for r in kafka.consume_all(topic)}
     assert [(m.row_key, m.outcome) for m in shown if m.outcome != "delivered"] == [("3", "refused")]
     assert [m.event for m in read(project, "messages", "--key", "2")] == ["added"]
+
+
+HYBRID_TEMPLATE = "templates/hybrid.json.liquid"
+HYBRID_MODEL = f"""
+{{{{ config(meta={{'kafka_sync': {{
+    'primary_key': 'id',
+    'topic': var('kafka_topic_prefix', 'demo.') ~ 'hybrid',
+    'key_column': 'id',
+    'message': {{'template_file': '{HYBRID_TEMPLATE}'}}}}}}) }}}}
+select range as id, case when range = 2 then 'straße' else 'name ' || range end as name
+from {{{{ series(5) }}}}
+"""
+
+
+def test_template_built_but_for_a_few_rows_logs_what_kafka_holds(
+    project: Project, kafka: Kafka
+) -> None:
+    """DuckDB builds every value but the non-ASCII name's (Liquid's upcase): staged, patched."""
+    (project.path / HYBRID_TEMPLATE).write_text(
+        '{"id": {{ row.id | json }}, "n": "{{ row.name | upcase }}"}'
+    )
+    project.write_model("hybrid", HYBRID_MODEL)
+    topic = project.build(kafka, ("hybrid",)) + "hybrid"
+
+    result = project.sync("--select", "hybrid", "--log-level", "debug")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "commit staged in" in result.stderr
+    sent = {(r.key, r.value) for r in kafka.consume_all(topic)}
+    assert ("2", '{"id": 2, "n": "STRASSE"}') in sent and len(sent) == 5
+    shown = read(project, "show", run_id(result), "--messages")
+    assert {(m.key, m.value) for m in shown} == sent
+    assert {m.outcome for m in shown} == {"delivered"} and len(shown) == 5
+    with duckdb.connect(str(project.path / STATE), read_only=True) as state:
+        sizes = state.execute(
+            "SELECT size, strlen(message_value) FROM sent_messages WHERE run_id = ?",
+            [run_id(result)],
+        ).fetchall()
+    assert len(sizes) == 5 and all(size == length for size, length in sizes)
+
+    # Exactly-once commits unstaged: the log the recorder returns holds the patch itself.
+    project.set_output(delivery="exactly_once", progress_topic=kafka.create_topic())
+    again = project.sync("--select", "hybrid", "--full-refresh", "--log-level", "debug")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "commit staged in" not in again.stderr
+    resent = read(project, "show", run_id(again), "--messages")
+    assert {(m.key, m.value) for m in resent} == sent and len(resent) == 5
