@@ -39,6 +39,16 @@ def arrow_batches(
     return reader
 
 
+@contextmanager
+def registered(connection: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[str]:
+    """An Arrow table that `connection`'s queries read by `name`, for the block only."""
+    connection.register(name, table)
+    try:
+        yield name
+    finally:
+        connection.unregister(name)
+
+
 class SqlRunner(Protocol):
     """A connection that runs statements with positional parameters ($1, $2, ...)."""
 

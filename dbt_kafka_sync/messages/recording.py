@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from dbt_kafka_sync.messages import batch as message_batch
-from dbt_kafka_sync.sql import quote_literal
+from dbt_kafka_sync.sql import quote_literal, registered
 
 if TYPE_CHECKING:
     import duckdb
@@ -117,17 +117,14 @@ class MessageRecorder:
         import pyarrow as pa
 
         value = message_batch.VALUE if self.record_values else "NULL"
-        cursor.register(_BATCH, pa.Table.from_batches([batch]))
-        try:
+        with registered(cursor, _BATCH, pa.Table.from_batches([batch])) as sent:
             cursor.execute(
                 f"INSERT INTO {LOG} SELECT {message_batch.SEQ}, {message_batch.EVENT},"
                 f" {message_batch.KEY}, {message_batch.ROW_KEY}, {message_batch.TOPIC},"
                 f" {message_batch.PARTITION}, coalesce(strlen({message_batch.VALUE}), 0),"
-                f" {value}, $1 FROM {_BATCH}",
+                f" {value}, $1 FROM {sent}",
                 [datetime.now(timezone.utc)],
             )
-        finally:
-            cursor.unregister(_BATCH)
 
     def finish(
         self, failed: dict[int, str], refused: Collection[int], unconfirmed: str | None
@@ -174,13 +171,8 @@ class MessageRecorder:
 
     def _keep(self, name: str, table: pa.Table) -> None:
         """Copy an Arrow table into a temporary table of the session."""
-        self.connection.register(_BATCH, table)
-        try:
-            self.connection.execute(
-                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {_BATCH}"
-            )
-        finally:
-            self.connection.unregister(_BATCH)
+        with registered(self.connection, _BATCH, table) as rows:
+            self.connection.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {rows}")
 
 
 def _rendered_table(parts: list[pa.Table]) -> pa.Table:

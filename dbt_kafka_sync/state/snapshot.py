@@ -7,7 +7,7 @@ interrupted before its commit, is found again by the next run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,7 +19,7 @@ from dbt_kafka_sync.changes.input import DiffInput
 from dbt_kafka_sync.changes.keys import row_key_expression
 from dbt_kafka_sync.errors import SyncError
 from dbt_kafka_sync.session import STATE_DATABASE as ALIAS
-from dbt_kafka_sync.sql import quote_identifier
+from dbt_kafka_sync.sql import quote_identifier, registered
 from dbt_kafka_sync.state.debugger import mark_undelivered, patch_rendered, save_log, save_sent
 from dbt_kafka_sync.state.history import SyncOutcome, record_outcome
 from dbt_kafka_sync.state.local_file import local_bookkeeping
@@ -241,8 +241,11 @@ def commit(
         save_sync(book, identity, table, diff)
         record_outcome(book, run_id, identity.sync_id, outcome)
         if staging is not None and staging.log and outcome.log is not None:
-            _patch_rendered(connection, book, run_id, identity.sync_id, outcome.log.rendered)
-            _mark_undelivered(connection, book, run_id, identity.sync_id, outcome.log.undelivered)
+            log = outcome.log
+            _update_log(connection, patch_rendered, book, run_id, identity.sync_id, log.rendered)
+            _update_log(
+                connection, mark_undelivered, book, run_id, identity.sync_id, log.undelivered
+            )
             save_sent(book, run_id, identity.sync_id, outcome, None)
         else:
             save_sent(book, run_id, identity.sync_id, outcome, _log_rows(outcome))
@@ -264,38 +267,23 @@ def _transaction(book: Bookkeeping, staging: Staging | None) -> Iterator[None]:
     book.execute("COMMIT")
 
 
-def _patch_rendered(
+def _update_log(
     connection: duckdb.DuckDBPyConnection,
+    update: Callable[[Bookkeeping, str, str, str], None],
     book: Bookkeeping,
     run_id: str,
     sync_id: str,
-    rendered: pa.Table | None,
+    rows: pa.Table | None,
 ) -> None:
-    """In a log rebuilt by DuckDB: write the values of the few messages Liquid rendered."""
-    if rendered is None or not rendered.num_rows:
-        return
-    connection.register("dks_rendered", rendered)
-    try:
-        patch_rendered(book, run_id, sync_id, "dks_rendered")
-    finally:
-        connection.unregister("dks_rendered")
+    """Update a log written before the deliveries were known, from a few rows by seq.
 
-
-def _mark_undelivered(
-    connection: duckdb.DuckDBPyConnection,
-    book: Bookkeeping,
-    run_id: str,
-    sync_id: str,
-    undelivered: pa.Table | None,
-) -> None:
-    """In a log written before the deliveries were known: mark the messages that failed."""
-    if undelivered is None or not undelivered.num_rows:
+    `update` is debugger.patch_rendered (the values Liquid rendered) or
+    debugger.mark_undelivered (the outcomes of the messages that failed).
+    """
+    if rows is None or not rows.num_rows:
         return
-    connection.register("dks_undelivered", undelivered)
-    try:
-        mark_undelivered(book, run_id, sync_id, "dks_undelivered")
-    finally:
-        connection.unregister("dks_undelivered")
+    with registered(connection, "dks_log_update", rows) as relation:
+        update(book, run_id, sync_id, relation)
 
 
 def _remove_failed(
@@ -307,14 +295,12 @@ def _remove_failed(
     import pyarrow as pa
 
     keys = ", ".join(quote_identifier(c) for c in diff.primary_key)
-    connection.register("dks_failed", pa.table({"seq": failed}))
-    try:
+    with registered(connection, "dks_failed", pa.table({"seq": failed})) as failed_seqs:
         connection.execute(
             f"DELETE FROM {table} s USING (SELECT {keys} FROM {CHANGES}"
-            f" WHERE {diff.seq} IN (SELECT seq FROM dks_failed)) f WHERE {diff.key_join('s', 'f')}"
+            f" WHERE {diff.seq} IN (SELECT seq FROM {failed_seqs})) f"
+            f" WHERE {diff.key_join('s', 'f')}"
         )
-    finally:
-        connection.unregister("dks_failed")
 
 
 def prepare(
@@ -374,12 +360,9 @@ def _delivered_changes(
     """A temp table of the session's changes but the failed ones."""
     import pyarrow as pa
 
-    connection.register("dks_failed", pa.table({"seq": failed}))
-    try:
-        done = f"SELECT * FROM {CHANGES} WHERE {diff.seq} NOT IN (SELECT seq FROM dks_failed)"
+    with registered(connection, "dks_failed", pa.table({"seq": failed})) as failed_seqs:
+        done = f"SELECT * FROM {CHANGES} WHERE {diff.seq} NOT IN (SELECT seq FROM {failed_seqs})"
         connection.execute(f"CREATE OR REPLACE TEMP TABLE dks_done AS {done}")
-    finally:
-        connection.unregister("dks_failed")
     yield "dks_done"
 
 
