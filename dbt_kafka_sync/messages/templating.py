@@ -407,27 +407,21 @@ class MessageTemplate:
     def _render_rows(
         self, batch: pa.RecordBatch, context: dict[str, Any], tombstone: bool
     ) -> tuple[pa.Array, pa.Array]:
+        """Render the rows of a batch none of whose values DuckDB built (see render_batch)."""
         import pyarrow as pa
 
         events = batch.column(message_batch.EVENT).to_pylist()
         errors = batch.column(message_batch.ROW_ERROR).to_pylist()
-        built = batch.column(message_batch.VALUE).to_pylist()  # by DuckDB: kept as they are
         try:
             rows = _python_rows(batch, message_batch.TEMPLATE_ROW)
             previous = _python_rows(batch, message_batch.TEMPLATE_PREVIOUS)
         except (ValueError, OverflowError, pa.ArrowException) as exc:
             # e.g. 'infinity'::TIMESTAMP has no Python value: these rows cannot be rendered.
             reason = f"cannot hand the row's values to the template: {exc}"
-            errors = [
-                error or (None if done else reason)
-                for error, done in zip(errors, built, strict=True)
-            ]
+            errors = [error or reason for error in errors]
             rows = previous = [None] * batch.num_rows
         values: list[str | None] = []
         for index, row in enumerate(rows):
-            if built[index] is not None:
-                values.append(built[index])
-                continue
             if errors[index] is not None or (tombstone and events[index] == "removed"):
                 values.append(None)
                 continue
