@@ -385,7 +385,7 @@ class SyncJob:
         recorder = MessageRecorder(self.connection, debugger.record_values)
         if prepared.renderer is None or prepared.renders_few_rows:
             recorder.rebuild(prepared.query, datetime.now(timezone.utc))
-        if prepared.renderer is not None and prepared.renders_few_rows:
+        if prepared.renders_few_rows:
             recorder.patch_rendered()  # the few rows Liquid renders: NULL in the query
         return recorder
 
