@@ -33,7 +33,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from bench_setup import COLUMNS, LIQUID_TEMPLATE, _rows_sql
+from bench_setup import COLUMNS, HIGHTOUCH_TEMPLATE, LIQUID_TEMPLATE, _rows_sql
 
 from dbt_kafka_sync.messages import batch as message_batch
 from dbt_kafka_sync.messages.templating import (
@@ -47,21 +47,7 @@ try:  # absent before the quick check came
 except ImportError:
     is_strict_json = None  # type: ignore[assignment]
 
-HIGHTOUCH = """{
-  "type": "customer_{{ event }}",
-  "customer": {
-    "id": {{ row.id | json }},
-    "name": "{{ row.name }}",
-    "email": "{{ row.email | downcase }}",
-    "country": "{{ row.country | upcase }}"
-  },
-  "balance": {{ row.balance | json }},
-  {% if row.active %}"status": "active",{% else %}"status": "inactive",{% endif %}
-  "tags": [{% for tag in row.tags %}"{{ tag }}"{% unless forloop.last %},{% endunless %}TAGS_END
-  "updated": "{{ row.updated_at | date: '%Y-%m-%d %H:%M' }}",
-  "synced_at": "{{ run.started_at }}"
-}""".replace("TAGS_END", "{% endfor %}],")
-TEMPLATES = {"tool-liquid": LIQUID_TEMPLATE, "hightouch": HIGHTOUCH}
+TEMPLATES = {"tool-liquid": LIQUID_TEMPLATE, "hightouch": HIGHTOUCH_TEMPLATE}
 BATCH_ROWS = 50_000  # as job.BATCH_ROWS
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 CONTEXT = {"model": "customers", "run": {"id": "r1", "started_at": NOW.isoformat()}}
