@@ -23,13 +23,13 @@ from dbt_kafka_sync.messages.template_compiler.values import (
     INT,
     LIST,
     NIL,
-    SPACE_CLASS,
     STR,
     TIMESTAMP,
     UNKNOWN,
     Refused,
     Value,
     filter_text_sql,
+    space_class,
 )
 
 Loops = dict[int, tuple[int, int]]
@@ -199,7 +199,7 @@ def _is_empty(value: Value, blank: bool) -> Condition:
     if value.constant:
         raise Refused("comparing a constant with empty or blank")
     if value.kind == STR:
-        spaces = f" OR regexp_full_match({value.sql}, '{SPACE_CLASS}+')" if blank else ""
+        spaces = f" OR regexp_full_match({value.sql}, '{space_class()}+')" if blank else ""
         return _row_dependent(f"COALESCE({value.sql} = ''{spaces}, false)")
     if value.kind == LIST:
         return _row_dependent(f"COALESCE(len({value.sql}) = 0, false)")

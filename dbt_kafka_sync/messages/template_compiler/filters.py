@@ -20,7 +20,6 @@ from dbt_kafka_sync.messages.template_compiler.values import (
     JSON,
     LIST,
     NIL,
-    SPACES,
     STR,
     TIMESTAMP,
     Refused,
@@ -29,6 +28,7 @@ from dbt_kafka_sync.messages.template_compiler.values import (
     filter_text_sql,
     float_differs,
     json_sql,
+    spaces,
 )
 from dbt_kafka_sync.sql import quote_literal
 
@@ -90,8 +90,8 @@ def _strip(
     value: Value, args: list[Value], kwargs: Any, needs_liquid: NeedsLiquid, label: str
 ) -> Value:
     _arity("strip", args, 0)
-    spaces = " || ".join(f"chr({ord(c)})" for c in SPACES)
-    return _str(f"trim({filter_text_sql(value, 'strip')}, {spaces})", label)
+    stripped = " || ".join(f"chr({ord(c)})" for c in spaces())
+    return _str(f"trim({filter_text_sql(value, 'strip')}, {stripped})", label)
 
 
 def _replace(

@@ -7,6 +7,7 @@ type: `True` prints as 'true' but a string filter sees 'True'. SQL NULL is Liqui
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -36,10 +37,22 @@ _KINDS |= {"timestamp_ms": TIMESTAMP, "timestamp with time zone": TIMESTAMPTZ}
 _COLUMN_JSON = {"boolean", "decimal", "varchar", "uuid", "date", "timestamp"}
 _COLUMN_JSON |= {"timestamp_s", "timestamp_ms", "timestamp with time zone", "hugeint"}
 _COLUMN_JSON |= _INTEGERS
-# Every character Python's str.isspace() accepts: what strip() removes and blank means.
-SPACES = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
-SPACE_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in SPACES) + "]"
 _JSON_ESCAPES = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+@functools.cache
+def spaces() -> str:
+    """Every character Python's str.isspace() accepts: what strip() removes, blank means.
+
+    Found once, by the first template that needs it: scanning every code point takes
+    a tenth of a second, which a run without templates need not pay at start-up.
+    """
+    return "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+
+
+def space_class() -> str:
+    """A regular expression class of those characters."""
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in spaces()) + "]"
 
 
 class Refused(Exception):
